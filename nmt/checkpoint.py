@@ -1,0 +1,105 @@
+"""The one checkpoint format of every task, and the only module that saves or loads weights.
+
+A checkpoint is a torch zip file holding one dict of plain data and tensors:
+
+    format "nmt-checkpoint", version, task, config (nested dict), tokenizers (name -> state dict),
+    model (state dict), scores (name -> number), meta (free-form strings), train_state (optional, for resume)
+
+It is read with `torch.load(weights_only=True)`, which executes no pickled code, and written to a temporary file
+in the same folder and then renamed, so a crash mid-write never leaves a half-written checkpoint behind.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "nmt-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, foreign, too new or of another task."""
+
+
+@dataclass
+class Checkpoint:
+    task: str
+    config: dict
+    model: dict                                        # state dict
+    tokenizers: dict = field(default_factory=dict)     # name -> tokenizer state
+    scores: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    train_state: dict | None = None
+
+    def num_parameters(self) -> int:
+        seen, total = set(), 0
+        for tensor in self.model.values():
+            key = (tensor.data_ptr(), tensor.shape)
+            if key not in seen:                        # tied weights count once
+                seen.add(key)
+                total += tensor.numel()
+        return total
+
+
+def save(path: str | Path, ckpt: Checkpoint) -> None:
+    """Write atomically: temp file in the target folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, "task": ckpt.task, "config": ckpt.config,
+               "model": ckpt.model, "tokenizers": ckpt.tokenizers, "scores": ckpt.scores, "meta": ckpt.meta,
+               "train_state": ckpt.train_state}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path, task: str | None = None) -> Checkpoint:
+    """Read a checkpoint; with `task`, refuse a checkpoint of another task. Errors are one-line CheckpointErrors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # zip, pickle and unpickler errors all mean the same to a user
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable nmt checkpoint (truncated or foreign file: {reason[:120]})")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an nmt checkpoint")
+    if data.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} has format version {data['version']}; this nmt reads up to {VERSION}, "
+                              "please upgrade nmt")
+    if task is not None and data["task"] != task:
+        raise CheckpointError(f"{path} is a '{data['task']}' checkpoint, not a '{task}' one")
+    return Checkpoint(task=data["task"], config=data["config"], model=data["model"],
+                      tokenizers=data.get("tokenizers") or {}, scores=data.get("scores") or {},
+                      meta=data.get("meta") or {}, train_state=data.get("train_state"))
+
+
+def release(ckpt: Checkpoint, half: bool = True) -> Checkpoint:
+    """A copy for shipping: no training state, floating weights in float16 (models cast back on load)."""
+    cast: dict[int, torch.Tensor] = {}               # tied weights stay one tensor, stored once
+    model = {}
+    for name, tensor in ckpt.model.items():
+        if half and tensor.is_floating_point():
+            tensor = cast.setdefault(tensor.data_ptr(), tensor.half())
+        model[name] = tensor
+    return Checkpoint(ckpt.task, ckpt.config, model, ckpt.tokenizers, ckpt.scores, dict(ckpt.meta), None)
+
+
+def state_dict_float(state: dict[str, Any]) -> dict[str, Any]:
+    """Cast float16 weights of a released checkpoint back to float32 for CPU inference."""
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+

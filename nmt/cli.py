@@ -1,0 +1,410 @@
+"""The `nmt` command line: parse options, call one library function, render with Rich.
+
+The only module that knows about the terminal. User errors become one red line on stderr and exit status 1.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKPOINTS = REPO / "checkpoints"
+DEFAULT_TRANSLATE = CHECKPOINTS / "multi30k-de-en.pt"
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(help="Recurrent sequence models: translate, train, evaluate, inspect.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+train_app = typer.Typer(help="Train a model (resumes when --out already holds a run).", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Score a model on a test set.", no_args_is_help=True)
+data_app = typer.Typer(help="Look at corpora.", no_args_is_help=True)
+tok_app = typer.Typer(help="Train and apply SentencePiece tokenizers.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(data_app, name="data")
+app.add_typer(tok_app, name="tokenizer")
+
+# --- options declared once --------------------------------------------------------------------------------
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Root of named corpora (else $NMT_DATA, "
+                                                 "data/, ../shared/data).")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+Beam = Annotated[int, typer.Option("--beam", "-b", help="Beam size (1 = greedy).")]
+MaxSteps = Annotated[int, typer.Option("--max-steps", help="Stop after this many updates (0: no limit).")]
+MaxMinutes = Annotated[float, typer.Option("--max-minutes", help="Stop after this many minutes (0: no limit).")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Any hyperparameter as dotted KEY=VALUE, "
+                                                   "e.g. --set train.optim.lr=0.002 (repeatable).")]
+
+
+class UserError(Exception):
+    """Raised by the CLI itself for bad options."""
+
+
+def _user_errors():
+    from nmt.checkpoint import CheckpointError
+    from nmt.config import ConfigError
+    from nmt.data import DataError
+    from nmt.tokenizers import TokenizerError
+    return (UserError, CheckpointError, ConfigError, DataError, TokenizerError, UnicodeDecodeError)
+
+
+def friendly(fn):
+    """Turn user errors into one red line on stderr and exit status 1."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _user_errors() as exc:
+            err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            err.print("[red]interrupted[/red]")
+            raise typer.Exit(130)
+    return wrapper
+
+
+def parse_sets(items: list[str] | None) -> dict:
+    """['a.b=1', 'c=x'] -> {'a.b': 1, 'c': 'x'} (values parsed as JSON where they are JSON)."""
+    result = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--set expects KEY=VALUE, got '{item}'")
+        key, value = item.split("=", 1)
+        try:
+            result[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            result[key.strip()] = value
+    return result
+
+
+def read_input(texts: list[str] | None, input_file: Path | None) -> list[str]:
+    """Lines from arguments, a file, or stdin, in that order of preference."""
+    from nmt.data import check_text_file
+    if texts:
+        return list(texts)
+    if input_file:
+        check_text_file(input_file)
+        return input_file.read_text(encoding="utf-8").splitlines()
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UserError("no input: give TEXT arguments, --input FILE, or pipe text on stdin")
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"stdin: line {line} is not valid UTF-8") from None
+
+
+# --- translate ------------------------------------------------------------------------------------------------
+@app.command()
+@friendly
+def translate(
+    text: Annotated[Optional[list[str]], typer.Argument(help="Sentences to translate (else --input or stdin).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="File with one sentence per line.")] = None,
+    model: Annotated[Path, typer.Option("--model", "--checkpoint", "-m", help="Translation checkpoint.")] = DEFAULT_TRANSLATE,
+    beam: Beam = 5,
+    n_best: Annotated[int, typer.Option("--n-best", help="Print the N best translations of each line.")] = 1,
+    length_penalty: Annotated[float, typer.Option("--length-penalty", help="GNMT alpha; 0 disables.")] = 1.0,
+    max_len_ratio: Annotated[float, typer.Option("--max-len-ratio", help="Output cap: ratio * source length + 10.")] = 2.0,
+    as_json: JsonOut = False,
+):
+    """Translate sentences: one output line per input line, in order, blank lines kept.
+
+    Example: nmt translate "Ein Mann fährt Fahrrad."
+    """
+    from nmt.config import DecodeConfig
+    from nmt.translation import Translator
+    if beam < 1:
+        raise UserError(f"--beam must be at least 1, got {beam}")
+    if not 1 <= n_best <= beam:
+        raise UserError(f"--n-best must be between 1 and --beam ({beam}), got {n_best}")
+    lines = read_input(text, input)
+    translator = Translator.load(model)
+    decode = DecodeConfig(beam=beam, n_best=n_best, length_penalty=length_penalty, max_len_ratio=max_len_ratio)
+    results = translator.translate_hyps(lines, decode)
+    if translator.truncated:
+        err.print(f"[yellow]warning:[/yellow] {translator.truncated} line(s) longer than "
+                  f"{translator.max_src_tokens} subwords were truncated")
+    decoded = [[(translator.tgt_tok.decode(h.tokens), h.score) for h in hyps] for hyps in results]
+    if as_json:
+        rows = [{"source": s, "translations": [{"text": t, "score": sc} for t, sc in d]} for s, d in zip(lines, decoded)]
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    for d in decoded:
+        if n_best == 1:
+            print(d[0][0] if d else "")
+        else:
+            print("\n".join(f"{t}\t{sc:.4f}" for t, sc in d) if d else "")
+
+
+# --- train translate ------------------------------------------------------------------------------------------
+@train_app.command("translate")
+@friendly
+def train_translate(
+    corpus: Annotated[Optional[str], typer.Option(help="Named corpus (multi30k).")] = "multi30k",
+    src: Annotated[str, typer.Option(help="Source language of the named corpus.")] = "de",
+    tgt: Annotated[str, typer.Option(help="Target language of the named corpus.")] = "en",
+    train_src: Annotated[Optional[Path], typer.Option(help="Parallel training files instead of a corpus.")] = None,
+    train_tgt: Annotated[Optional[Path], typer.Option()] = None,
+    valid_src: Annotated[Optional[Path], typer.Option()] = None,
+    valid_tgt: Annotated[Optional[Path], typer.Option()] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (metrics.jsonl, last.pt, best.pt).")] = Path("runs/translate"),
+    preset: Annotated[str, typer.Option(help="base | multi30k | tiny (see nmt/config.py).")] = "base",
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON file of settings.")] = None,
+    cell: Annotated[Optional[str], typer.Option(help="rnn | lstm | gru")] = None,
+    impl: Annotated[Optional[str], typer.Option(help="fused | scratch")] = None,
+    attention: Annotated[Optional[str], typer.Option(help="bahdanau | dot | general")] = None,
+    input_feeding: Annotated[Optional[bool], typer.Option("--input-feeding/--no-input-feeding")] = None,
+    max_steps: MaxSteps = 0,
+    max_minutes: MaxMinutes = 0.0,
+    sets: Sets = None,
+    data_dir: DataDir = None,
+    valid_limit: Annotated[int, typer.Option(help="Validate on the first N pairs (0: all).")] = 0,
+):
+    """Train an attention encoder-decoder on a parallel corpus.
+
+    Example: nmt train translate --corpus multi30k --src de --tgt en --preset multi30k --out runs/m30k
+    """
+    from nmt import data, translation
+    overrides = {"model.encoder.cell": cell, "model.encoder.impl": impl, "model.attention": attention,
+                 "model.input_feeding": input_feeding}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if max_steps:
+        overrides["train.max_steps"] = max_steps
+    if max_minutes:
+        overrides["train.max_minutes"] = max_minutes
+    overrides.update(parse_sets(sets))
+    setup = translation.make_setup(preset, str(config) if config else None, overrides)
+    if train_src or train_tgt:
+        if not (train_src and train_tgt and valid_src and valid_tgt):
+            raise UserError("--train-src, --train-tgt, --valid-src and --valid-tgt go together")
+        train_pairs = data.read_parallel(train_src, train_tgt)
+        valid_pairs = data.read_parallel(valid_src, valid_tgt)
+        name = f"{train_src.name}->{train_tgt.name}"
+    else:
+        train_pairs = data.read_parallel(*data.corpus_files(corpus, "train", data_dir, src, tgt)["paths"])
+        valid_pairs = data.read_parallel(*data.corpus_files(corpus, "val", data_dir, src, tgt)["paths"])
+        name = f"{corpus} {src}-{tgt}"
+    if valid_limit:
+        valid_pairs = valid_pairs[:valid_limit]
+    from nmt.progress import RichProgress
+    progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=("source", "reference", "output"))
+    meta = {"data": name, "command": " ".join(["python", "cli.py"] + sys.argv[1:])}
+    state, run_dir = translation.train(setup, train_pairs, valid_pairs, out, [progress], meta)
+    err.print(f"stopped ({state.stopped}) at step {state.step}; best validation score {state.best_score:.2f}; "
+              f"checkpoints in {run_dir}")
+
+
+# --- evaluate translate ---------------------------------------------------------------------------------------
+@evaluate_app.command("translate")
+@friendly
+def evaluate_translate(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Source sentences, one per line.")],
+    ref: Annotated[Path, typer.Option("--ref", "-r", help="Reference translations, one per line.")],
+    model: Annotated[Path, typer.Option("--model", "--checkpoint", "-m")] = DEFAULT_TRANSLATE,
+    beam: Beam = 5,
+    length_penalty: Annotated[float, typer.Option("--length-penalty")] = 1.0,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Also write the translations here.")] = None,
+    as_json: JsonOut = False,
+):
+    """sacreBLEU BLEU and chrF of a model's detokenised, cased output against raw references (gzip allowed).
+
+    Example: nmt evaluate translate -i test.de -r test.en --beam 5
+    """
+    from nmt import metrics
+    from nmt.config import DecodeConfig
+    from nmt.data import read_parallel
+    from nmt.translation import Translator
+    if beam < 1:
+        raise UserError(f"--beam must be at least 1, got {beam}")
+    pairs = read_parallel(input, ref)
+    translator = Translator.load(model)
+    hyps = translator.translate([s for s, _ in pairs], DecodeConfig(beam=beam, length_penalty=length_penalty))
+    refs = [r for _, r in pairs]
+    if output:
+        output.write_text("\n".join(hyps) + "\n", encoding="utf-8")
+    scores = [metrics.bleu(hyps, refs), metrics.chrf(hyps, refs)]
+    if as_json:
+        print(json.dumps({s.name.lower(): {"score": round(s.score, 2), "signature": s.signature} for s in scores}
+                         | {"sentences": len(pairs), "beam": beam}))
+        return
+    table = Table(title=f"{input.name} -> {ref.name} ({len(pairs)} sentences, beam {beam})")
+    for col in ("metric", "score", "signature"):
+        table.add_column(col)
+    for s in scores:
+        table.add_row(s.name, f"{s.score:.2f}", s.signature)
+    out.print(table)
+
+
+# --- data, tokenizer, info, export ----------------------------------------------------------------------------
+@data_app.command("stats")
+@friendly
+def data_stats(
+    name: Annotated[str, typer.Argument(help="Corpus name (multi30k, tinyshakespeare, conll2003, wnut17, aeslc, "
+                                        "gigaword) or a file path.")],
+    split: Annotated[str, typer.Option(help="Split of a named corpus.")] = "train",
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+):
+    """Sentences, tokens, length percentiles and vocabulary size (whitespace tokens).
+
+    Example: nmt data stats multi30k --split val
+    """
+    from nmt.data import corpus_stats
+    stats = corpus_stats(name, data_dir, split)
+    if as_json:
+        print(json.dumps(stats))
+        return
+    table = Table(title=f"{stats['name']} ({split})")
+    keys = ["count", "total", "vocab", "mean", "min", "p50", "p90", "p99", "max"]
+    heads = ["column", "sentences", "tokens", "vocabulary", "mean len", "min", "p50", "p90", "p99", "max"]
+    for h in heads:
+        table.add_column(h, justify="left" if h == "column" else "right")
+    for column, st in stats["columns"].items():
+        table.add_row(column, *[f"{st[k]:.1f}" if isinstance(st.get(k), float) else str(st.get(k, "")) for k in keys])
+    out.print(table)
+
+
+@tok_app.command("train")
+@friendly
+def tokenizer_train(
+    files: Annotated[list[Path], typer.Argument(help="Text files (gzip allowed), one sentence per line.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Where to write the tokenizer checkpoint.")] = Path("tokenizer.pt"),
+    vocab_size: Annotated[int, typer.Option("--vocab-size")] = 8000,
+    model_type: Annotated[str, typer.Option("--model-type", help="unigram | bpe")] = "unigram",
+    character_coverage: Annotated[float, typer.Option("--character-coverage")] = 1.0,
+):
+    """Train one SentencePiece model on the given files (joint when several files are given).
+
+    Example: nmt tokenizer train train.de train.en --vocab-size 8000 --out spm.pt
+    """
+    from nmt import checkpoint as ckpt_io
+    from nmt.data import read_lines
+    from nmt.tokenizers import SentencePieceTokenizer
+    lines = [line for f in files for line in read_lines(f)]
+    tok = SentencePieceTokenizer.train(lines, vocab_size, model_type, character_coverage)
+    config = {"model_type": model_type, "vocab_size": vocab_size, "character_coverage": character_coverage,
+              "files": [str(f) for f in files]}
+    ckpt_io.save(out_path, ckpt_io.Checkpoint("tokenizer", config, {}, {"src": tok.to_state()}))
+    err.print(f"trained a {model_type} model with {tok.vocab_size} pieces on {len(lines)} lines -> {out_path}")
+
+
+def _load_tokenizer(path: Path, side: str):
+    from nmt import checkpoint as ckpt_io
+    from nmt.tokenizers import tokenizer_from_state
+    ckpt = ckpt_io.load(path)
+    if side not in ckpt.tokenizers:
+        raise UserError(f"{path} has no '{side}' tokenizer (it has: {', '.join(ckpt.tokenizers) or 'none'})")
+    return tokenizer_from_state(ckpt.tokenizers[side])
+
+
+@tok_app.command("encode")
+@friendly
+def tokenizer_encode(
+    text: Annotated[Optional[list[str]], typer.Argument(help="Text (else --input or stdin).")] = None,
+    model: Annotated[Path, typer.Option("--model", "-m", help="Tokenizer or model checkpoint.")] = DEFAULT_TRANSLATE,
+    side: Annotated[str, typer.Option(help="src | tgt (for model checkpoints).")] = "src",
+    input: Annotated[Optional[Path], typer.Option("--input", "-i")] = None,
+    ids: Annotated[bool, typer.Option("--ids", help="Print ids instead of pieces.")] = False,
+):
+    """Split text into subword pieces (or ids), one line per input line.
+
+    Example: nmt tokenizer encode "Ein Hund läuft." --ids
+    """
+    tok = _load_tokenizer(model, side)
+    for line in read_input(text, input):
+        if ids or not hasattr(tok, "pieces"):
+            print(" ".join(map(str, tok.encode(line))))
+        else:
+            print(" ".join(tok.pieces(line)))
+
+
+@tok_app.command("decode")
+@friendly
+def tokenizer_decode(
+    text: Annotated[Optional[list[str]], typer.Argument(help="Lines of space-separated ids (else stdin).")] = None,
+    model: Annotated[Path, typer.Option("--model", "-m")] = DEFAULT_TRANSLATE,
+    side: Annotated[str, typer.Option(help="src | tgt")] = "tgt",
+    input: Annotated[Optional[Path], typer.Option("--input", "-i")] = None,
+):
+    """Turn lines of ids back into text.
+
+    Example: nmt tokenizer decode "45 9 812 3"
+    """
+    tok = _load_tokenizer(model, side)
+    for line in read_input(text, input):
+        try:
+            ids = [int(x) for x in line.split()]
+        except ValueError:
+            raise UserError(f"decode expects space-separated integer ids, got '{line[:40]}'") from None
+        bad = [i for i in ids if not 0 <= i < tok.vocab_size]
+        if bad:
+            raise UserError(f"id {bad[0]} is outside the vocabulary (0..{tok.vocab_size - 1})")
+        print(tok.decode(ids))
+
+
+@app.command()
+@friendly
+def info(
+    checkpoint: Annotated[Path, typer.Argument(help="Any nmt checkpoint.")],
+    as_json: JsonOut = False,
+):
+    """Task, configuration, vocabulary sizes, parameter count and recorded scores of a checkpoint.
+
+    Example: nmt info checkpoints/multi30k-de-en.pt
+    """
+    from nmt import checkpoint as ckpt_io
+    from nmt.tokenizers import tokenizer_from_state
+    ckpt = ckpt_io.load(checkpoint)
+    vocab = {k: tokenizer_from_state(v).vocab_size for k, v in ckpt.tokenizers.items()}
+    dtypes = sorted({str(t.dtype).replace("torch.", "") for t in ckpt.model.values()})
+    summary = {"task": ckpt.task, "parameters": ckpt.num_parameters(), "weights": dtypes, "vocab": vocab,
+               "scores": ckpt.scores, "meta": ckpt.meta, "resumable": ckpt.train_state is not None,
+               "config": ckpt.config}
+    if as_json:
+        print(json.dumps(summary, default=str))
+        return
+    table = Table(title=str(checkpoint), show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("task", ckpt.task)
+    table.add_row("parameters", f"{summary['parameters']:,} ({', '.join(dtypes) or 'none'})")
+    table.add_row("vocabulary", ", ".join(f"{k} {v}" for k, v in vocab.items()) or "-")
+    table.add_row("scores", ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                      for k, v in ckpt.scores.items()) or "-")
+    for k, v in ckpt.meta.items():
+        table.add_row(k, str(v))
+    table.add_row("resumable", "yes" if summary["resumable"] else "no (released)")
+    table.add_row("config", json.dumps(ckpt.config, indent=1))
+    out.print(table)
+
+
+@app.command()
+@friendly
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A run's best.pt or last.pt.")],
+    out_path: Annotated[Path, typer.Argument(help="Where to write the released model.")],
+    fp32: Annotated[bool, typer.Option("--fp32", help="Keep float32 weights (default: float16).")] = False,
+    score: Annotated[Optional[list[str]], typer.Option("--score", help="Record a score NAME=VALUE (repeatable).")] = None,
+):
+    """Write a compact release of a checkpoint: no training state, float16 weights.
+
+    Example: nmt export runs/m30k/best.pt checkpoints/multi30k-de-en.pt
+    """
+    from nmt import checkpoint as ckpt_io
+    ckpt = ckpt_io.release(ckpt_io.load(checkpoint), half=not fp32)
+    ckpt.scores.update({k: float(v) for k, v in parse_sets(score).items()})
+    ckpt_io.save(out_path, ckpt)
+    err.print(f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB)")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,171 @@
+"""Configuration dataclasses: the ONLY place where defaults live.
+
+Every component takes its own sub-config (or plain arguments). Configs are built from nested dicts with
+`from_dict`, which rejects unknown keys and wrong types and names the dotted key at fault, so a typo in a config
+file or a checkpoint from a newer version fails loudly instead of being silently ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown or has the wrong type."""
+
+
+@dataclass
+class TokenizerConfig:
+    kind: str = "sentencepiece"   # sentencepiece | char | word
+    model_type: str = "unigram"   # sentencepiece algorithm: unigram | bpe
+    vocab_size: int = 8000        # sentencepiece vocabulary size (joint when joint=True)
+    character_coverage: float = 1.0  # share of characters sentencepiece must cover
+    joint: bool = True            # one model for source and target (allows tied embeddings)
+
+
+@dataclass
+class RNNConfig:
+    cell: str = "gru"             # rnn | lstm | gru
+    impl: str = "fused"           # fused: torch.nn.GRU/LSTM/RNN; scratch: nmt.models.cells (teaching, checks)
+    hidden_size: int = 256        # H per direction
+    num_layers: int = 1           # L
+    bidirectional: bool = True
+    dropout: float = 0.0          # between stacked layers
+
+
+@dataclass
+class Seq2SeqConfig:
+    src_vocab_size: int = 0       # filled in from the tokenizer
+    tgt_vocab_size: int = 0
+    embed_size: int = 256         # E
+    encoder: RNNConfig = field(default_factory=lambda: RNNConfig(hidden_size=256, bidirectional=True))
+    decoder_hidden: int = 512     # decoder H
+    decoder_layers: int = 1
+    attention: str = "bahdanau"   # bahdanau (additive) | dot | general (Luong)
+    input_feeding: bool = False   # feed the previous attentional vector to the decoder (forces a step loop)
+    bridge: bool = True           # initial decoder state from the final encoder states (else zeros)
+    dropout: float = 0.3
+    emb_dropout: float = 0.3
+    tie_output: bool = True       # output projection shares the target embedding
+    tie_src_tgt: bool = True      # source and target share embeddings (needs a joint vocabulary)
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+
+
+@dataclass
+class CharLMConfig:
+    vocab_size: int = 0
+    embed_size: int = 512
+    rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="lstm", hidden_size=512, num_layers=2,
+                                                            bidirectional=False, dropout=0.25))
+    dropout: float = 0.25
+    tie_weights: bool = False
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3              # peak learning rate (AdamW)
+    weight_decay: float = 0.0
+    betas: tuple = (0.9, 0.999)
+    clip_norm: float = 1.0        # gradient-norm clipping: the standard remedy for exploding gradients
+    warmup_steps: int = 0
+    schedule: str = "plateau"     # plateau | inverse_sqrt | cosine | constant
+    plateau_factor: float = 0.5   # plateau: multiply lr by this when validation stalls
+    plateau_patience: int = 1     # plateau: validations without improvement before decaying
+    min_lr: float = 1e-5          # plateau / cosine floor
+
+
+@dataclass
+class TrainConfig:
+    batch_tokens: int = 1600      # token budget per batch (source + target, padded); 0: use batch_size
+    batch_size: int = 64          # sentences per batch when batch_tokens == 0
+    label_smoothing: float = 0.1
+    max_steps: int = 0            # 0: no limit
+    max_minutes: float = 0.0      # 0: no limit
+    max_epochs: int = 100
+    eval_every: int = 500         # steps between validations
+    patience: int = 6             # validations without improvement before stopping early
+    log_every: int = 20
+    seed: int = 1234
+    threads: int = 0              # torch threads; 0: all cores
+    max_len: int = 100            # training pairs longer than this (in tokens) are skipped
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass
+class DecodeConfig:
+    beam: int = 5
+    length_penalty: float = 1.0   # GNMT-style alpha; 0 disables
+    max_len_ratio: float = 2.0    # hypotheses stop at ratio * source length + 10
+    n_best: int = 1
+    batch_size: int = 64
+
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build dataclass `cls` from a nested dict, naming the dotted key of any unknown or mistyped value."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key '{dotted}'")
+        kwargs[key] = _coerce(hints[key], value, dotted)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, dotted: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else from_dict(hint, value, dotted + ".")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is tuple and isinstance(value, list):
+        return tuple(value)
+    base = typing.get_origin(hint) or hint
+    if isinstance(base, type) and not isinstance(base, types.GenericAlias):
+        ok = isinstance(value, base) and not (base in (int, float) and isinstance(value, bool))
+        if not ok:
+            raise ConfigError(f"config key '{dotted}' expects {base.__name__}, got {value!r}")
+    return value
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-friendly nested dict of a config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def override(config: T, dotted: str, value: Any) -> T:
+    """Return a copy of `config` with one dotted key (for example 'optim.lr') set to `value`."""
+    data = to_dict(config)
+    node = data
+    *parents, last = dotted.split(".")
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"unknown config key '{dotted}'")
+        node = node[part]
+    if last not in node:
+        raise ConfigError(f"unknown config key '{dotted}'")
+    node[last] = value
+    return from_dict(type(config), data)
+
+
+# Named presets for `train translate --preset NAME`: dotted overrides of TranslationSetup defaults.
+TRANSLATE_PRESETS: dict[str, dict[str, Any]] = {
+    # the project's reference configuration (see README, bench/train_speed.py)
+    "base": {},
+    # the shipped Multi30k model: base sizes, plateau schedule tuned for a 60-minute CPU budget
+    "multi30k": {"tokenizer.vocab_size": 6000, "train.batch_tokens": 0, "train.batch_size": 64, "train.eval_every": 450,
+                 "train.patience": 8, "train.optim.plateau_patience": 2, "train.max_minutes": 58.0},
+    # a few-minute model for trying the pipeline end to end
+    "tiny": {"tokenizer.vocab_size": 2000, "model.embed_size": 64, "model.encoder.hidden_size": 64,
+             "model.decoder_hidden": 128, "train.eval_every": 200},
+}

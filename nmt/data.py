@@ -1,0 +1,302 @@
+"""Corpora -> `datasets` -> length-bucketed, padded batches.
+
+Named corpora live under a data root (see `data_root`); user files of any path work the same way. Files are
+read through Hugging Face `datasets` (local files, Arrow caching); before that each text file is checked to be
+valid UTF-8 so the error can name the file and line.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+REPO = Path(__file__).resolve().parents[1]
+CORPORA = ("multi30k", "tinyshakespeare", "conll2003", "wnut17", "aeslc", "gigaword")
+
+
+class DataError(ValueError):
+    """A corpus or input file cannot be used; the message names the file and, where known, the line."""
+
+
+# --- locating corpora ---------------------------------------------------------------------------------------
+
+def data_root(corpus: str, data_dir: str | Path | None = None) -> Path:
+    """The folder holding `corpus`: --data-dir, else $NMT_DATA, else ./data, else ../shared/data."""
+    candidates = [data_dir, os.environ.get("NMT_DATA"), REPO / "data", REPO.parent / "shared" / "data",
+                  Path.cwd() / "data"]
+    for root in candidates:
+        if root and (Path(root) / corpus).is_dir():
+            return Path(root)
+    if data_dir:
+        raise DataError(f"corpus '{corpus}' not found under --data-dir {data_dir}")
+    raise DataError(f"corpus '{corpus}' not found (looked in $NMT_DATA, data/ and ../shared/data; "
+                    "see data/README.md for where to get it)")
+
+
+def multi30k_paths(split: str, src: str, tgt: str, data_dir=None) -> tuple[Path, Path]:
+    root = data_root("multi30k", data_dir) / "multi30k" / "raw"
+    return root / f"{split}.{src}.gz", root / f"{split}.{tgt}.gz"
+
+
+def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de", tgt: str = "en") -> dict:
+    """Paths of a named corpus split, with the kind of data they hold."""
+    if name not in CORPORA:
+        raise DataError(f"unknown corpus '{name}' (known: {', '.join(CORPORA)})")
+    base = data_root(name, data_dir) / name
+    if name == "multi30k":
+        return {"kind": "parallel", "paths": multi30k_paths(split, src, tgt, data_dir)}
+    if name == "tinyshakespeare":
+        return {"kind": "text", "paths": (base / "input.txt",), "split": split}
+    if name == "conll2003":
+        return {"kind": "conll", "paths": (base / f"{split}.txt",)}
+    if name == "wnut17":
+        file = {"train": "wnut17train.conll", "dev": "emerging.dev.conll"}.get(split, f"{split}.conll")
+        return {"kind": "conll", "paths": (base / file,)}
+    if name == "aeslc":
+        return {"kind": "jsonl", "paths": (base / f"{split}.jsonl",)}
+    files = {"train": ("train_sample_10k", "train.article.txt", "train.title.txt"),
+             "valid": ("valid_sample_1k", "valid.article.filter.txt", "valid.title.filter.txt"),
+             "dev": ("dev_4k", "valid.article.filter.4K.txt", "valid.title.filter.4K.txt")}
+    if split not in files:
+        raise DataError(f"gigaword has splits train, valid and dev, not '{split}'")
+    folder, article, title = files[split]
+    return {"kind": "parallel", "paths": (base / folder / article, base / folder / title)}
+
+
+# --- reading files --------------------------------------------------------------------------------------------
+
+def check_text_file(path: str | Path) -> int:
+    """Raise DataError unless `path` exists and is valid UTF-8 (gzip allowed); name the bad line.
+
+    Returns the size of the (decompressed) text in bytes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(f"{path}: line {line} is not valid UTF-8") from None
+    return len(raw)
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """All lines of a UTF-8 text file (gzip allowed), read through `datasets`, without line breaks."""
+    if check_text_file(path) == 0:                 # an empty .gz is not 0 bytes on disk
+        return []
+    import datasets
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    ds = datasets.load_dataset("text", data_files=str(path), split="train", keep_linebreaks=False)
+    return ds["text"][:]                           # a list: newer `datasets` return a lazy Column
+
+
+def read_text(path: str | Path) -> str:
+    """A whole UTF-8 text file as one string (for character models)."""
+    lines = read_lines(path)
+    text = "\n".join(lines)
+    if not text.strip():
+        raise DataError(f"{path} is empty")
+    return text + "\n"
+
+
+def read_parallel(src_path: str | Path, tgt_path: str | Path) -> list[tuple[str, str]]:
+    """Line-aligned sentence pairs; mismatched line counts name both files and their counts."""
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    if len(src) != len(tgt):
+        raise DataError(f"parallel files differ in length: {src_path} has {_lines(len(src))}, "
+                        f"{tgt_path} has {_lines(len(tgt))}")
+    if not src:
+        raise DataError(f"parallel corpus is empty: {src_path}")
+    return list(zip(src, tgt))
+
+
+def _lines(n: int) -> str:
+    return f"{n} line" if n == 1 else f"{n} lines"
+
+
+def read_jsonl(path: str | Path, fields: Sequence[str]) -> list[dict]:
+    """Records of a JSONL file keeping `fields`; invalid JSON or a missing field names the line."""
+    import json
+    check_text_file(path)
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}: line {n} is not valid JSON ({err.msg})") from None
+            missing = [k for k in fields if k not in record]
+            if missing:
+                raise DataError(f"{path}: line {n} has no field '{missing[0]}'")
+            records.append({k: record[k] for k in fields})
+    if not records:
+        raise DataError(f"{path} holds no records")
+    return records
+
+
+def read_conll(path: str | Path, tag_column: int = -1) -> list[tuple[list[str], list[str]]]:
+    """Sentences of a CoNLL column file as (words, tags); -DOCSTART- lines and blank lines separate sentences."""
+    sentences, words, tags = [], [], []
+    width = None
+    for n, line in enumerate(read_lines(path), 1):
+        cols = line.split()
+        if not cols or cols[0] == "-DOCSTART-":
+            if words:
+                sentences.append((words, tags))
+            words, tags = [], []
+            continue
+        width = width or len(cols)
+        if len(cols) != width or len(cols) < 2:
+            raise DataError(f"{path}: line {n} has {len(cols)} columns, expected {width}")
+        words.append(cols[0])
+        tags.append(cols[tag_column])
+    if words:
+        sentences.append((words, tags))
+    if not sentences:
+        raise DataError(f"{path} holds no sentences")
+    return sentences
+
+
+# --- batching ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class Batch:
+    src: Tensor            # (B, S) token ids, padded with 0
+    src_lengths: Tensor    # (B,)
+    tgt_in: Tensor | None = None    # (B, T) <s> + target
+    tgt_out: Tensor | None = None   # (B, T) target + </s>, padded with 0
+    index: Tensor | None = None     # (B,) positions of the examples in the corpus
+
+    @property
+    def src_mask(self) -> Tensor:
+        """(B, S) bool, True = real token."""
+        return torch.arange(self.src.size(1))[None, :] < self.src_lengths[:, None]
+
+    @property
+    def num_tgt_tokens(self) -> int:
+        return int((self.tgt_out != 0).sum()) if self.tgt_out is not None else 0
+
+
+def pad(seqs: Sequence[Sequence[int]], value: int = 0) -> tuple[Tensor, Tensor]:
+    """Right-pad id lists -> ids (B, S) and lengths (B,)."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), max(1, int(lengths.max()) if len(seqs) else 1)), value, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+    return out, lengths
+
+
+def bucket_batches(lengths: Sequence[int], max_tokens: int = 0, batch_size: int = 64, shuffle: bool = True,
+                   seed: int = 0) -> list[list[int]]:
+    """Group example indices into batches of similar length.
+
+    With max_tokens > 0, a batch holds as many examples as fit `count * longest <= max_tokens` (padded tokens),
+    else `batch_size` examples. Shuffling is seeded: lengths get a little noise before sorting, so batches differ
+    from epoch to epoch, and the batch order is shuffled; the same seed always gives the same batches.
+    """
+    rng = random.Random(seed)
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i] + (rng.random() if shuffle else 0.0))
+    batches, current, longest = [], [], 0
+    for i in order:
+        new_longest = max(longest, lengths[i])
+        full = (len(current) + 1) * new_longest > max_tokens if max_tokens > 0 else len(current) >= batch_size
+        if current and full:
+            batches.append(current)
+            current, new_longest = [], lengths[i]
+        current.append(i)
+        longest = new_longest
+    if current:
+        batches.append(current)
+    if shuffle:
+        rng.shuffle(batches)
+    return batches
+
+
+def make_seq2seq_batch(pairs: Sequence[tuple[list[int], list[int]]], index: Sequence[int], bos: int = 1,
+                       eos: int = 2) -> Batch:
+    """Token-id pairs -> a padded Batch with teacher-forcing inputs and outputs."""
+    src, src_lengths = pad([pairs[i][0] for i in index])
+    tgt_in, _ = pad([[bos] + pairs[i][1] for i in index])
+    tgt_out, _ = pad([pairs[i][1] + [eos] for i in index])
+    return Batch(src, src_lengths, tgt_in, tgt_out, torch.tensor(list(index)))
+
+
+def length_stats(lengths: Sequence[int]) -> dict:
+    """Count, total and percentiles of a list of lengths."""
+    if not lengths:
+        return {"count": 0, "total": 0}
+    ordered = sorted(lengths)
+
+    def pct(p: float) -> int:
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+    return {"count": len(ordered), "total": sum(ordered), "mean": sum(ordered) / len(ordered),
+            "min": ordered[0], "p50": pct(50), "p90": pct(90), "p99": pct(99), "max": ordered[-1]}
+
+
+def corpus_stats(name_or_path: str, data_dir=None, split: str = "train") -> dict:
+    """Sentences, tokens (whitespace words), length percentiles and vocabulary size of a corpus or file.
+
+    `name_or_path` is a named corpus (multi30k shows every language of the split) or a text / gzip / JSONL /
+    CoNLL file. Returns {"name", "columns": {column: stats}}.
+    """
+    from collections import Counter
+    path = Path(name_or_path)
+    columns: dict[str, list[list[str]]] = {}
+    if name_or_path in CORPORA:
+        files = corpus_files(name_or_path, split, data_dir)
+        kind = files["kind"]
+        if name_or_path == "multi30k":
+            folder = files["paths"][0].parent
+            for f in sorted(folder.glob(f"{split}.*.gz")):
+                columns[f.name.split(".")[-2]] = [line.split() for line in read_lines(f)]
+        elif kind == "parallel":
+            for label, f in zip(("source", "target"), files["paths"]):
+                columns[label] = [line.split() for line in read_lines(f)]
+        elif kind == "text":
+            columns["text"] = [line.split() for line in read_lines(files["paths"][0])]
+        elif kind == "conll":
+            columns["tokens"] = [words for words, _ in read_conll(files["paths"][0])]
+        else:
+            records = read_jsonl(files["paths"][0], ["email_body", "subject_line"])
+            for field in ("email_body", "subject_line"):
+                columns[field] = [str(r[field]).split() for r in records]
+    elif path.suffix == ".jsonl":
+        import json
+        check_text_file(path)
+        first = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+        fields = [k for k, v in first.items() if isinstance(v, str)]
+        for record in read_jsonl(path, fields):
+            for field in fields:
+                columns.setdefault(field, []).append(record[field].split())
+    else:
+        lines = read_lines(path)
+        looks_conll = lines and any(line.startswith("-DOCSTART-") for line in lines[:5])
+        if looks_conll:
+            columns["tokens"] = [words for words, _ in read_conll(path)]
+        else:
+            columns["text"] = [line.split() for line in lines]
+    if not columns or not any(columns.values()):
+        raise DataError(f"{name_or_path}: no data")
+    result = {}
+    for column, sentences in columns.items():
+        vocab = Counter(w for s in sentences for w in s)
+        result[column] = {**length_stats([len(s) for s in sentences]), "vocab": len(vocab)}
+    return {"name": str(name_or_path), "split": split, "columns": result}

@@ -1,0 +1,125 @@
+"""Greedy and beam search, batched over sentences and beams.
+
+Works on any model that offers `encode(src, lengths) -> (enc, state)`, `decode(enc, y, state) -> (logits, state,
+weights)`, `reorder_encoder(enc, index)` and `reorder_state(state, index)`. No per-sentence Python loop: each step
+advances all B*K hypotheses with one `decode` call. Shapes: B sentences, K beam, V vocabulary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]      # without BOS and EOS
+    score: float           # length-normalised log-probability
+    attention: Tensor | None = None   # (T, S) weights, one row per output token (and EOS)
+
+
+def max_lengths(src_lengths: Tensor, ratio: float, extra: int = 10) -> Tensor:
+    """Per-sentence output cap: ratio * source length + extra."""
+    return (src_lengths.float() * ratio).long() + extra
+
+
+def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
+    """GNMT length penalty ((5 + |Y|) / 6) ** alpha (Wu et al. 2016); alpha 0 gives 1."""
+    return ((5.0 + lengths.float()) / 6.0) ** alpha
+
+
+@torch.inference_mode()
+def greedy(model, src: Tensor, lengths: Tensor, bos: int, eos: int, max_len_ratio: float = 2.0,
+           keep_attention: bool = False) -> list[list[Hypothesis]]:
+    """Argmax decoding; returns one hypothesis per sentence (as a one-element n-best list)."""
+    enc, state = model.encode(src, lengths)
+    B = src.size(0)
+    caps = max_lengths(lengths, max_len_ratio)
+    y = torch.full((B, 1), bos, dtype=torch.long)
+    out, scores, weights = [], torch.zeros(B), []
+    done = torch.zeros(B, dtype=torch.bool)
+    for t in range(int(caps.max()) + 1):      # at most caps tokens, then EOS
+        logits, state, att = model.decode(enc, y, state)
+        logp = torch.log_softmax(logits[:, -1].float(), dim=-1)                    # (B, V)
+        token = logp.argmax(-1)
+        token = torch.where((caps <= t) & ~done, torch.full_like(token, eos), token)
+        token = torch.where(done, torch.full_like(token, eos), token)
+        scores += torch.where(done, 0.0, logp.gather(1, token[:, None]).squeeze(1))
+        out.append(token)
+        if keep_attention:
+            weights.append(att[:, -1])
+        done |= token == eos
+        y = token[:, None]
+        if done.all():
+            break
+    tokens = torch.stack(out, 1).tolist()
+    att_all = torch.stack(weights, 1) if keep_attention else None                    # (B, T, S)
+    results = []
+    for b in range(B):
+        seq = tokens[b][: tokens[b].index(eos)] if eos in tokens[b] else tokens[b]
+        att = att_all[b, : len(seq) + 1, : int(lengths[b])] if keep_attention else None
+        results.append([Hypothesis(seq, float(scores[b]), att)])
+    return results
+
+
+@torch.inference_mode()
+def beam_search(model, src: Tensor, lengths: Tensor, bos: int, eos: int, beam: int = 5, alpha: float = 1.0,
+                max_len_ratio: float = 2.0, n_best: int = 1, keep_attention: bool = False) -> list[list[Hypothesis]]:
+    """Batched beam search. Finished hypotheses stay in their beam slot and extend only with EOS at no cost;
+    the final ranking divides each log-probability by the GNMT length penalty.
+
+    Returns, per sentence, the n_best best hypotheses, best first.
+    """
+    if beam < 1:
+        raise ValueError(f"beam must be at least 1, got {beam}")
+    if not 1 <= n_best <= beam:
+        raise ValueError(f"n-best must be between 1 and the beam size ({beam}), got {n_best}")
+    B, K = src.size(0), beam
+    enc, state = model.encode(src, lengths)
+    flat = torch.arange(B).repeat_interleave(K)                                       # (B*K,)
+    enc, state = model.reorder_encoder(enc, flat), model.reorder_state(state, flat)
+    caps = max_lengths(lengths, max_len_ratio).repeat_interleave(K)                   # (B*K,)
+    scores = torch.full((B, K), float("-inf"))
+    scores[:, 0] = 0.0
+    scores = scores.view(-1)                                                          # (B*K,)
+    y = torch.full((B * K, 1), bos, dtype=torch.long)
+    history = torch.empty(B * K, 0, dtype=torch.long)
+    att_history = None
+    done = torch.zeros(B * K, dtype=torch.bool)
+    out_len = torch.zeros(B * K, dtype=torch.long)
+    for t in range(int(caps.max()) + 1):      # at most caps tokens, then EOS
+        logits, state, att = model.decode(enc, y, state)
+        logp = torch.log_softmax(logits[:, -1].float(), dim=-1)                     # (B*K, V)
+        eos_logp = logp[:, eos].clone()
+        logp[done | (caps <= t)] = float("-inf")                                     # only EOS may follow
+        logp[:, eos] = torch.where(done, 0.0, eos_logp)
+        V = logp.size(-1)
+        candidates = (scores[:, None] + logp).view(B, K * V)                          # (B, K*V)
+        top, idx = candidates.topk(K, dim=-1)                                         # (B, K)
+        origin = (idx // V + torch.arange(B)[:, None] * K).view(-1)                   # (B*K,) rows they extend
+        token = (idx % V).view(-1)
+        scores = top.view(-1)
+        history = torch.cat([history[origin], token[:, None]], dim=1)
+        if keep_attention:
+            step_att = att[:, -1][origin][:, None]                                    # (B*K, 1, S)
+            att_history = step_att if att_history is None else torch.cat([att_history[origin], step_att], 1)
+        out_len = torch.where(done[origin], out_len[origin], out_len[origin] + 1)
+        done = done[origin] | (token == eos)
+        state = model.reorder_state(state, origin)
+        y = token[:, None]
+        if done.all():
+            break
+    final = (scores / length_penalty(out_len, alpha)).view(B, K)
+    order = final.argsort(dim=-1, descending=True)[:, :n_best]                        # (B, n_best)
+    tokens = history.tolist()
+    results = []
+    for b in range(B):
+        hyps = []
+        for k in order[b].tolist():
+            row = b * K + k
+            seq = tokens[row][: tokens[row].index(eos)] if eos in tokens[row] else tokens[row]
+            att = att_history[row, : len(seq) + 1, : int(lengths[b])] if keep_attention else None
+            hyps.append(Hypothesis(seq, float(final[b, k]), att))
+        results.append(hyps)
+    return results

@@ -1,0 +1,54 @@
+"""One recurrent layer stack for every model: torch's fused kernels or the scratch cells, same weights.
+
+`Recurrent(config, input_size)` hides the choice `impl=fused|scratch`. Both keep their parameters under
+`rnn.` with torch's names, so a state dict moves freely between the two.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from nmt.config import RNNConfig
+from nmt.models.cells import GATES, ScratchRNN
+
+FUSED = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class Recurrent(nn.Module):
+    """A multi-layer (bi)directional RNN/LSTM/GRU over padded batches."""
+
+    def __init__(self, config: RNNConfig, input_size: int):
+        super().__init__()
+        if config.cell not in GATES:
+            raise ValueError(f"unknown cell '{config.cell}' (expected rnn, lstm or gru)")
+        if config.impl not in ("fused", "scratch"):
+            raise ValueError(f"unknown impl '{config.impl}' (expected fused or scratch)")
+        self.config = config
+        dropout = config.dropout if config.num_layers > 1 else 0.0
+        args = dict(input_size=input_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
+                    bidirectional=config.bidirectional, dropout=dropout)
+        if config.impl == "fused":
+            self.rnn = FUSED[config.cell](batch_first=True, **args)
+        else:
+            self.rnn = ScratchRNN(config.cell, **args)
+
+    @property
+    def output_size(self) -> int:
+        return self.config.hidden_size * (2 if self.config.bidirectional else 1)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, hx=None):
+        """x: (B, S, I); lengths: (B,) real lengths or None (no padding); hx: (L*D, B, H) or an LSTM pair.
+
+        Returns output (B, S, D*H), zero at padded positions, and the final state (L*D, B, H) (LSTM: a pair),
+        taken at each sequence's own last real step.
+        """
+        if lengths is None:
+            return self.rnn(x, hx)
+        if isinstance(self.rnn, ScratchRNN):
+            mask = torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]   # (B, S)
+            return self.rnn(x, hx, mask=mask)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed, hx)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))   # (B, S, D*H)
+        return out, state

@@ -1,0 +1,132 @@
+"""Attention encoder-decoder (the course's many-to-many shape with different lengths).
+
+Encoder: embeddings -> dropout -> multi-layer bidirectional GRU/LSTM over packed sequences.
+Decoder: GRU/LSTM over target embeddings -> attention over the encoder states (query = the new decoder state,
+as in Luong et al. 2015; scores bahdanau | dot | general) -> attentional vector tanh(W_c [s_t; c_t]) -> logits.
+Without input feeding the decoder RNN runs over all T target steps in one fused call and attention scores all
+steps at once; with input feeding the attentional vector of step t-1 enters the RNN at step t, which forces a
+loop over steps.
+
+Decoding code sees only `encode`, `decode` (any T, including one step), `reorder_encoder` and `reorder_state`.
+Shapes: B batch, S source length, T target length, E embedding, H decoder hidden, V vocabulary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from nmt.config import Seq2SeqConfig, RNNConfig
+from nmt.models.attention import Attention
+from nmt.models.rnn import Recurrent
+
+
+@dataclass
+class EncoderOut:
+    memory: Tensor    # (B, S, M) encoder states, M = D * encoder H
+    keys: Tensor      # (B, S, A) attention keys, projected once
+    mask: Tensor      # (B, S) bool, True = real token
+    lengths: Tensor   # (B,)
+
+
+# Decoder state: (rnn state (L, B, H) or an LSTM pair of them, previous attentional vector (B, 1, E) or None)
+State = tuple
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, config: Seq2SeqConfig):
+        super().__init__()
+        self.config = c = config
+        if c.tie_src_tgt and c.src_vocab_size != c.tgt_vocab_size:
+            raise ValueError("tie_src_tgt needs a joint vocabulary (equal source and target vocabulary sizes)")
+        self.tgt_embed = nn.Embedding(c.tgt_vocab_size, c.embed_size, padding_idx=c.pad_id)
+        self.src_embed = self.tgt_embed if c.tie_src_tgt else nn.Embedding(c.src_vocab_size, c.embed_size,
+                                                                              padding_idx=c.pad_id)
+        self.encoder = Recurrent(c.encoder, c.embed_size)
+        dec_rnn = RNNConfig(cell=c.encoder.cell, impl=c.encoder.impl, hidden_size=c.decoder_hidden,
+                            num_layers=c.decoder_layers, bidirectional=False, dropout=c.dropout)
+        dec_in = c.embed_size + (c.embed_size if c.input_feeding else 0)
+        self.decoder = Recurrent(dec_rnn, dec_in)
+        memory = self.encoder.output_size
+        self.attention = Attention(c.attention, c.decoder_hidden, memory)
+        self.bridge = nn.Linear(memory, c.decoder_hidden * c.decoder_layers) if c.bridge else None
+        self.combine = nn.Linear(c.decoder_hidden + memory, c.embed_size, bias=False)
+        self.output = nn.Linear(c.embed_size, c.tgt_vocab_size)
+        if c.tie_output:
+            self.output.weight = self.tgt_embed.weight
+        self.emb_dropout = nn.Dropout(c.emb_dropout)
+        self.dropout = nn.Dropout(c.dropout)
+        self.is_lstm = c.encoder.cell == "lstm"
+
+    # --- encoder -------------------------------------------------------------------------------------------
+    def encode(self, src: Tensor, lengths: Tensor) -> tuple[EncoderOut, State]:
+        """src (B, S) token ids, lengths (B,) -> encoder output and the initial decoder state."""
+        mask = torch.arange(src.size(1), device=src.device)[None, :] < lengths[:, None]   # (B, S)
+        x = self.emb_dropout(self.src_embed(src))                                         # (B, S, E)
+        memory, _ = self.encoder(x, lengths)                                              # (B, S, M)
+        memory = self.dropout(memory)
+        enc = EncoderOut(memory, self.attention.keys(memory), mask, lengths)
+        return enc, (self._bridge(enc), None)
+
+    def _bridge(self, enc: EncoderOut):
+        c = self.config
+        B = enc.memory.size(0)
+        if self.bridge is None:
+            h = enc.memory.new_zeros(c.decoder_layers, B, c.decoder_hidden)
+        else:
+            # mean of the encoder states over real tokens: both directions have then read the whole sentence
+            mean = (enc.memory * enc.mask[..., None]).sum(1) / enc.lengths[:, None].clamp(min=1)   # (B, M)
+            h = torch.tanh(self.bridge(mean)).view(B, c.decoder_layers, c.decoder_hidden).transpose(0, 1)
+            h = h.contiguous()                                                                    # (L, B, H)
+        return (h, torch.zeros_like(h)) if self.is_lstm else h
+
+    # --- decoder -------------------------------------------------------------------------------------------
+    def decode(self, enc: EncoderOut, y: Tensor, state: State) -> tuple[Tensor, State, Tensor]:
+        """y (B, T) previous target tokens (teacher forcing, or T=1 while decoding) and a state.
+
+        Returns logits (B, T, V), the new state, and attention weights (B, T, S).
+        """
+        rnn_state, feed = state
+        emb = self.emb_dropout(self.tgt_embed(y))                                         # (B, T, E)
+        if not self.config.input_feeding:
+            out, rnn_state = self.decoder(emb, hx=rnn_state)                              # (B, T, H)
+            att_vec, weights = self._attend(out, enc)
+            return self.output(self.dropout(att_vec)), (rnn_state, None), weights
+        vectors, all_weights = [], []
+        for t in range(y.size(1)):
+            if feed is None:
+                feed = emb.new_zeros(emb.size(0), 1, self.config.embed_size)
+            step_in = torch.cat([emb[:, t:t + 1], feed], dim=-1)                          # (B, 1, 2E)
+            out, rnn_state = self.decoder(step_in, hx=rnn_state)                          # (B, 1, H)
+            feed, weights = self._attend(out, enc)                                        # (B, 1, E)
+            vectors.append(feed)
+            all_weights.append(weights)
+        att_vec = torch.cat(vectors, dim=1)                                               # (B, T, E)
+        return self.output(self.dropout(att_vec)), (rnn_state, feed), torch.cat(all_weights, dim=1)
+
+    def _attend(self, out: Tensor, enc: EncoderOut) -> tuple[Tensor, Tensor]:
+        """Decoder states (B, T, H) -> attentional vectors (B, T, E) and weights (B, T, S)."""
+        context, weights = self.attention(out, enc.keys, enc.memory, enc.mask)            # (B, T, M)
+        return torch.tanh(self.combine(torch.cat([out, context], dim=-1))), weights
+
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher-forced logits (B, T, V) for target inputs tgt_in (B, T) (BOS + target without EOS)."""
+        enc, state = self.encode(src, src_lengths)
+        logits, _, _ = self.decode(enc, tgt_in, state)
+        return logits
+
+    # --- beam bookkeeping ----------------------------------------------------------------------------------
+    @staticmethod
+    def reorder_encoder(enc: EncoderOut, index: Tensor) -> EncoderOut:
+        """Select (or repeat) batch rows: index (B',) -> an EncoderOut of batch B'."""
+        return EncoderOut(enc.memory[index], enc.keys[index], enc.mask[index], enc.lengths[index])
+
+    @staticmethod
+    def reorder_state(state: State, index: Tensor) -> State:
+        rnn_state, feed = state
+        if isinstance(rnn_state, tuple):
+            rnn_state = tuple(s[:, index] for s in rnn_state)
+        else:
+            rnn_state = rnn_state[:, index]
+        return rnn_state, None if feed is None else feed[index]

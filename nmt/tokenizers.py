@@ -1,0 +1,174 @@
+"""Tokenizers: SentencePiece subwords, Unicode characters, words (with their characters) for tagging.
+
+Every tokenizer turns into a plain dict (`to_state`) and back (`tokenizer_from_state`), holding only strings,
+numbers and a uint8 tensor, so it travels inside a checkpoint and a checkpoint alone can encode and decode.
+Ids 0..3 are always <pad>, <s>, </s>, <unk>.
+"""
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections import Counter
+from typing import Iterable, Iterator
+
+import torch
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+class TokenizerError(ValueError):
+    """Training or loading a tokenizer failed for a reason the user can fix."""
+
+
+class SentencePieceTokenizer:
+    """A SentencePiece model (BPE or unigram) held in memory as its serialized protobuf."""
+
+    kind = "sentencepiece"
+
+    def __init__(self, model_proto: bytes):
+        import sentencepiece as spm
+        self.proto = bytes(model_proto)
+        self.sp = spm.SentencePieceProcessor(model_proto=self.proto)
+
+    @classmethod
+    def train(cls, sentences: Iterable[str], vocab_size: int = 8000, model_type: str = "unigram",
+              character_coverage: float = 1.0, max_sentences: int = 2_000_000) -> "SentencePieceTokenizer":
+        """Train on an iterator of sentences (files: pass `read_lines(path)`)."""
+        import sentencepiece as spm
+        if model_type not in ("unigram", "bpe"):
+            raise TokenizerError(f"unknown sentencepiece model type '{model_type}' (expected unigram or bpe)")
+        lines = (s for s in sentences if s.strip())
+        first = next(lines, None)
+        if first is None:
+            raise TokenizerError("cannot train a tokenizer on empty input")
+        buffer = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=_chain(first, lines), model_writer=buffer, vocab_size=vocab_size,
+                model_type=model_type, character_coverage=character_coverage, pad_id=PAD, bos_id=BOS,
+                eos_id=EOS, unk_id=UNK, input_sentence_size=max_sentences, shuffle_input_sentence=True,
+                hard_vocab_limit=False, minloglevel=2, num_threads=2)
+        except RuntimeError as err:
+            raise TokenizerError(f"sentencepiece training failed: {str(err).splitlines()[-1]}") from None
+        return cls(buffer.getvalue())
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.sp.encode(text)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return self.sp.encode(texts, num_threads=2)
+
+    def pieces(self, text: str) -> list[str]:
+        return self.sp.encode(text, out_type=str)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.sp.decode([i for i in ids if i > UNK or i == UNK])
+
+    def id_to_piece(self, i: int) -> str:
+        return self.sp.id_to_piece(i)
+
+    def to_state(self) -> dict:
+        return {"kind": self.kind, "model": torch.frombuffer(bytearray(self.proto), dtype=torch.uint8)}
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+class CharTokenizer:
+    """Full-Unicode characters (NFC). Characters never seen in training map to <unk>."""
+
+    kind = "char"
+
+    def __init__(self, chars: list[str]):
+        self.itos = SPECIALS + [c for c in chars if c not in SPECIALS]
+        self.stoi = {c: i for i, c in enumerate(self.itos)}
+
+    @classmethod
+    def train(cls, texts: Iterable[str]) -> "CharTokenizer":
+        counts = Counter()
+        for text in texts:
+            counts.update(unicodedata.normalize("NFC", text))
+        if not counts:
+            raise TokenizerError("cannot build a character vocabulary from empty input")
+        return cls(sorted(counts))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list[int]:
+        return [self.stoi.get(c, UNK) for c in unicodedata.normalize("NFC", text)]
+
+    def unknown(self, text: str) -> set[str]:
+        """The characters of `text` this tokenizer has never seen."""
+        return {c for c in unicodedata.normalize("NFC", text) if c not in self.stoi}
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.itos[i] for i in ids if i >= len(SPECIALS) or i == UNK)
+
+    def to_state(self) -> dict:
+        return {"kind": self.kind, "itos": self.itos[len(SPECIALS):]}
+
+
+class WordTokenizer:
+    """Words for tagging: a vocabulary of normalised words (lowercased, digits as 0) plus characters per word.
+
+    `encode(words)` gives word ids and, for each word, its character ids, so a tagger can build character
+    features for words it has never seen.
+    """
+
+    kind = "word"
+
+    def __init__(self, words: list[str], chars: list[str]):
+        self.itos = SPECIALS + [w for w in words if w not in SPECIALS]
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+        self.chars = CharTokenizer(chars)
+
+    @staticmethod
+    def normalize(word: str) -> str:
+        return "".join("0" if c.isdigit() else c for c in word.lower())
+
+    @classmethod
+    def train(cls, sentences: Iterable[list[str]], min_count: int = 1) -> "WordTokenizer":
+        words, chars = Counter(), Counter()
+        for sentence in sentences:
+            for word in sentence:
+                words[cls.normalize(word)] += 1
+                chars.update(word)
+        if not words:
+            raise TokenizerError("cannot build a word vocabulary from empty input")
+        vocab = sorted(w for w, n in words.items() if n >= min_count)
+        return cls(vocab, sorted(chars))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def encode(self, words: list[str]) -> tuple[list[int], list[list[int]]]:
+        ids = [self.stoi.get(self.normalize(w), UNK) for w in words]
+        return ids, [self.chars.encode(w) for w in words]
+
+    def decode(self, ids: list[int]) -> list[str]:
+        return [self.itos[i] for i in ids]
+
+    def to_state(self) -> dict:
+        return {"kind": self.kind, "itos": self.itos[len(SPECIALS):], "chars": self.chars.itos[len(SPECIALS):]}
+
+
+def tokenizer_from_state(state: dict):
+    """Rebuild a tokenizer from `to_state()` output."""
+    kind = state.get("kind")
+    if kind == "sentencepiece":
+        return SentencePieceTokenizer(state["model"].numpy().tobytes())
+    if kind == "char":
+        return CharTokenizer(list(state["itos"]))
+    if kind == "word":
+        return WordTokenizer(list(state["itos"]), list(state["chars"]))
+    raise TokenizerError(f"unknown tokenizer kind '{kind}'")

@@ -1,0 +1,211 @@
+"""Translation: build, train and run attention encoder-decoders.
+
+`TranslationTask` plugs a parallel corpus into the shared `Trainer`; `Translator` turns a checkpoint into a
+function from lines to lines. Neither knows about the terminal.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from nmt import checkpoint as ckpt_io
+from nmt import metrics
+from nmt.config import DecodeConfig, Seq2SeqConfig, TokenizerConfig, TrainConfig, from_dict, to_dict
+from nmt.data import Batch, bucket_batches, make_seq2seq_batch, pad
+from nmt.decoding import Hypothesis, beam_search, greedy
+from nmt.models.seq2seq import Seq2Seq
+from nmt.tokenizers import BOS, EOS, PAD, SentencePieceTokenizer, tokenizer_from_state
+from nmt.training import Validation
+
+TASK = "translate"
+
+
+def smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, dict]:
+    """Label-smoothed cross-entropy averaged over real target tokens (target 0 = padding).
+
+    logits (B, T, V), target (B, T). Returns the loss and {"tokens", "nll"} (nll summed, for perplexity).
+    Only real tokens reach the (fused) softmax: padding costs nothing in the largest layer.
+    """
+    mask = target != PAD
+    real = logits[mask].float()                                                       # (N, V)
+    gold = target[mask]                                                               # (N,)
+    loss = F.cross_entropy(real, gold, reduction="sum", label_smoothing=smoothing)
+    with torch.no_grad():
+        nll = float((torch.logsumexp(real, -1) - real.gather(1, gold[:, None]).squeeze(1)).sum())
+    tokens = int(gold.numel())
+    return loss / max(1, tokens), {"tokens": tokens, "nll": nll}
+
+
+@dataclass
+class TranslationSetup:
+    """Everything `train translate` decides before training: tokenizers and model config."""
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam=1))   # for validation
+
+
+def train_tokenizers(pairs: list[tuple[str, str]], config: TokenizerConfig) -> dict:
+    """SentencePiece models for a parallel corpus: one joint model, or one per side."""
+    if config.joint:
+        joint = SentencePieceTokenizer.train((s for pair in pairs for s in pair), config.vocab_size,
+                                             config.model_type, config.character_coverage)
+        return {"src": joint, "tgt": joint}
+    return {side: SentencePieceTokenizer.train((p[i] for p in pairs), config.vocab_size, config.model_type,
+                                               config.character_coverage)
+            for i, side in enumerate(("src", "tgt"))}
+
+
+class TranslationTask:
+    name = TASK
+
+    def __init__(self, setup: TranslationSetup, tokenizers: dict, train_pairs: list[tuple[str, str]],
+                 valid_pairs: list[tuple[str, str]], meta: dict | None = None):
+        self.setup, self.tokenizers, self.meta = setup, tokenizers, meta or {}
+        src_tok, tgt_tok = tokenizers["src"], tokenizers["tgt"]
+        src_ids = src_tok.encode_batch([s for s, _ in train_pairs])
+        tgt_ids = tgt_tok.encode_batch([t for _, t in train_pairs])
+        limit = setup.train.max_len
+        self.train = [(s, t) for s, t in zip(src_ids, tgt_ids) if 0 < len(s) <= limit and 0 < len(t) <= limit]
+        self.valid = valid_pairs
+        self.valid_ids = list(zip(src_tok.encode_batch([s for s, _ in valid_pairs]),
+                                  tgt_tok.encode_batch([t for _, t in valid_pairs])))
+        self.lengths = [max(len(s), len(t)) + 1 for s, t in self.train]
+
+    def batches(self, epoch: int) -> list[Batch]:
+        c = self.setup.train
+        groups = bucket_batches(self.lengths, c.batch_tokens, c.batch_size, shuffle=True, seed=c.seed + epoch)
+        return [make_seq2seq_batch(self.train, g) for g in groups]
+
+    def loss(self, model: Seq2Seq, batch: Batch):
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in)                    # (B, T, V)
+        return smoothed_loss(logits, batch.tgt_out, self.setup.train.label_smoothing)
+
+    def validate(self, model: Seq2Seq) -> Validation:
+        nll, tokens = 0.0, 0
+        for group in bucket_batches([len(s) for s, _ in self.valid_ids], batch_size=128, shuffle=False):
+            batch = make_seq2seq_batch(self.valid_ids, group)
+            _, stats = smoothed_loss(model(batch.src, batch.src_lengths, batch.tgt_in), batch.tgt_out, 0.0)
+            nll, tokens = nll + stats["nll"], tokens + stats["tokens"]
+        translator = Translator(model, self.tokenizers["src"], self.tokenizers["tgt"])
+        hyps = translator.translate([s for s, _ in self.valid], self.setup.decode)
+        refs = [t for _, t in self.valid]
+        bleu = metrics.bleu(hyps, refs)
+        samples = [(self.valid[i][0], refs[i], hyps[i]) for i in range(min(3, len(hyps)))]
+        return Validation({"valid_ppl": math.exp(nll / max(1, tokens)), "bleu": bleu.score}, bleu.score, samples)
+
+    def make_checkpoint(self, model: Seq2Seq) -> ckpt_io.Checkpoint:
+        return ckpt_io.Checkpoint(
+            task=TASK, config={"model": to_dict(model.config), "setup": to_dict(self.setup)},
+            model=model.state_dict(), meta=dict(self.meta),
+            tokenizers={k: v.to_state() for k, v in self.tokenizers.items()})
+
+
+class Translator:
+    """Lines in, lines out. Empty lines stay empty; overlong lines are truncated to `max_src_tokens`."""
+
+    def __init__(self, model: Seq2Seq, src_tok, tgt_tok, max_src_tokens: int = 250):
+        self.model, self.src_tok, self.tgt_tok = model, src_tok, tgt_tok
+        self.max_src_tokens = max_src_tokens
+        self.truncated = 0            # lines cut in the last call
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Translator":
+        ckpt = ckpt_io.load(path, task=TASK)
+        model = Seq2Seq(from_dict(Seq2SeqConfig, ckpt.config["model"]))
+        model.load_state_dict(ckpt_io.state_dict_float(ckpt.model))
+        model.eval()
+        toks = {k: tokenizer_from_state(v) for k, v in ckpt.tokenizers.items()}
+        translator = cls(model, toks["src"], toks["tgt"])
+        translator.checkpoint = ckpt
+        return translator
+
+    def translate_hyps(self, lines: list[str], decode: DecodeConfig,
+                       keep_attention: bool = False) -> list[list[Hypothesis]]:
+        """n-best hypotheses for every line (an empty list for an empty line), in input order."""
+        ids = [self.src_tok.encode(line) if line.strip() else [] for line in lines]
+        self.truncated = sum(len(x) > self.max_src_tokens for x in ids)
+        ids = [x[: self.max_src_tokens] for x in ids]
+        results: list[list[Hypothesis]] = [[] for _ in lines]
+        real = [i for i, x in enumerate(ids) if x]
+        budget = decode.batch_size * 32 if decode.beam == 1 else decode.batch_size * 24
+        for group in bucket_batches([len(ids[i]) for i in real], max_tokens=budget, shuffle=False):
+            index = [real[g] for g in group]
+            src, lengths = pad([ids[i] for i in index])
+            if decode.beam == 1:
+                out = greedy(self.model, src, lengths, BOS, EOS, decode.max_len_ratio, keep_attention)
+            else:
+                out = beam_search(self.model, src, lengths, BOS, EOS, decode.beam, decode.length_penalty,
+                                  decode.max_len_ratio, decode.n_best, keep_attention)
+            for i, hyps in zip(index, out):
+                results[i] = hyps
+        return results
+
+    def translate(self, lines: list[str], decode: DecodeConfig | None = None) -> list[str]:
+        """The best translation of every line."""
+        decode = decode or DecodeConfig()
+        return [self.tgt_tok.decode(h[0].tokens) if h else "" for h in self.translate_hyps(lines, decode)]
+
+
+def build_model(setup: TranslationSetup, tokenizers: dict) -> Seq2Seq:
+    config = setup.model
+    config.src_vocab_size = tokenizers["src"].vocab_size
+    config.tgt_vocab_size = tokenizers["tgt"].vocab_size
+    config.tie_src_tgt = config.tie_src_tgt and tokenizers["src"] is tokenizers["tgt"]
+    return Seq2Seq(config)
+
+
+def make_setup(preset: str = "base", config_file: str | None = None,
+               overrides: dict | None = None) -> TranslationSetup:
+    """Defaults <- preset <- JSON config file <- command-line overrides (dotted keys)."""
+    import json
+    from nmt.config import TRANSLATE_PRESETS, ConfigError, override
+    if preset not in TRANSLATE_PRESETS:
+        raise ConfigError(f"unknown preset '{preset}' (known: {', '.join(TRANSLATE_PRESETS)})")
+    setup = TranslationSetup()
+    changes = dict(TRANSLATE_PRESETS[preset])
+    if config_file:
+        try:
+            data = json.loads(Path(config_file).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"cannot read config file {config_file}: {err}") from None
+        setup = from_dict(TranslationSetup, _merge(to_dict(setup), data))
+    changes.update(overrides or {})
+    for key, value in changes.items():
+        setup = override(setup, key, value)
+    return setup
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+def train(setup: TranslationSetup, train_pairs, valid_pairs, run_dir: str | Path, callbacks=(),
+          meta: dict | None = None):
+    """Train (or resume, when run_dir holds last.pt) and return (trainer state, run_dir)."""
+    from nmt.training import Trainer, set_threads
+    set_threads(setup.train.threads)
+    run_dir = Path(run_dir)
+    last = run_dir / "last.pt"
+    if last.exists():   # resume: the run's own tokenizers and setup, not freshly trained ones
+        ckpt = ckpt_io.load(last, task=TASK)
+        limits = setup.train
+        setup = from_dict(TranslationSetup, ckpt.config["setup"])
+        setup.train.max_steps, setup.train.max_minutes = limits.max_steps, limits.max_minutes
+        toks = {k: tokenizer_from_state(v) for k, v in ckpt.tokenizers.items()}
+        if ckpt.tokenizers["src"]["model"].equal(ckpt.tokenizers["tgt"]["model"]):
+            toks["tgt"] = toks["src"]
+    else:
+        toks = train_tokenizers(train_pairs, setup.tokenizer)
+    model = build_model(setup, toks)
+    task = TranslationTask(setup, toks, train_pairs, valid_pairs, meta)
+    trainer = Trainer(model, task, setup.train, run_dir, list(callbacks))
+    trainer.resume()
+    return trainer.fit(), run_dir

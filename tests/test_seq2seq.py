@@ -1,0 +1,139 @@
+"""Encoder-decoder: shapes, padding invariance, fused == scratch, greedy == beam 1, overfitting, checkpoints."""
+import pytest
+import torch
+
+from nmt import checkpoint as ckpt_io
+from nmt.config import DecodeConfig, RNNConfig, Seq2SeqConfig
+from nmt.data import make_seq2seq_batch, pad
+from nmt.decoding import beam_search, greedy
+from nmt.models.seq2seq import Seq2Seq
+from nmt.translation import smoothed_loss
+
+V = 23
+
+
+def tiny(attention="bahdanau", cell="gru", impl="fused", input_feeding=False, layers=1, **kw):
+    enc = RNNConfig(cell=cell, impl=impl, hidden_size=8, num_layers=layers, bidirectional=True)
+    config = Seq2SeqConfig(src_vocab_size=V, tgt_vocab_size=V, embed_size=8, encoder=enc, decoder_hidden=16,
+                           decoder_layers=layers, attention=attention, input_feeding=input_feeding, dropout=0.0,
+                           emb_dropout=0.0, **kw)
+    torch.manual_seed(0)
+    return Seq2Seq(config).eval()
+
+
+VARIANTS = [dict(attention=a, cell=c, input_feeding=f) for a in ("bahdanau", "general", "dot")
+            for c in ("gru", "lstm") for f in (False, True)]
+
+
+@pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: "-".join(str(v) for v in kw.values()))
+def test_shapes(kw):
+    model = tiny(**kw)
+    src = torch.randint(4, V, (3, 7))
+    lengths = torch.tensor([7, 5, 2])
+    tgt = torch.randint(4, V, (3, 4))
+    assert model(src, lengths, tgt).shape == (3, 4, V)
+    enc, state = model.encode(src, lengths)
+    logits, state, att = model.decode(enc, tgt[:, :1], state)
+    assert logits.shape == (3, 1, V) and att.shape == (3, 1, 7)
+    assert torch.allclose(att.sum(-1), torch.ones(3, 1))
+    assert torch.all(att[1, :, 5:] == 0) and torch.all(att[2, :, 2:] == 0)   # no attention on padding
+
+
+@pytest.mark.parametrize("kw", VARIANTS[:4], ids=lambda kw: "-".join(str(v) for v in kw.values()))
+def test_padding_invariance(kw):
+    model = tiny(**kw)
+    short = torch.tensor([[5, 6, 7]])
+    alone = model(short, torch.tensor([3]), torch.tensor([[1, 9, 10]]))
+    batch_src = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]])
+    batched = model(batch_src, torch.tensor([3, 5]), torch.tensor([[1, 9, 10, 0], [1, 4, 4, 4]]))
+    assert torch.allclose(alone[0], batched[0, :3], atol=1e-5)
+
+
+def test_teacher_forcing_equals_step_by_step():
+    """The parallel (one fused call over T) decoder equals running it one step at a time."""
+    model = tiny()
+    src, lengths = torch.randint(4, V, (2, 6)), torch.tensor([6, 4])
+    tgt = torch.randint(4, V, (2, 5))
+    full = model(src, lengths, tgt)
+    enc, state = model.encode(src, lengths)
+    steps = []
+    for t in range(5):
+        logits, state, _ = model.decode(enc, tgt[:, t:t + 1], state)
+        steps.append(logits)
+    assert torch.allclose(full, torch.cat(steps, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_fused_equals_scratch(cell):
+    fused, scratch = tiny(cell=cell), tiny(cell=cell, impl="scratch")
+    scratch.load_state_dict(fused.state_dict())
+    src, lengths, tgt = torch.randint(4, V, (3, 6)), torch.tensor([6, 3, 1]), torch.randint(4, V, (3, 4))
+    assert torch.allclose(fused(src, lengths, tgt), scratch(src, lengths, tgt), atol=1e-5)
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_greedy_equals_beam_one(input_feeding):
+    model = tiny(input_feeding=input_feeding)
+    src, lengths = torch.randint(4, V, (4, 6)), torch.tensor([6, 5, 3, 1])
+    g = greedy(model, src, lengths, 1, 2, max_len_ratio=2.0)
+    b = beam_search(model, src, lengths, 1, 2, beam=1, alpha=0.0)
+    assert [h[0].tokens for h in g] == [h[0].tokens for h in b]
+
+
+def test_beam_batched_equals_one_by_one():
+    model = tiny()
+    src, lengths = torch.randint(4, V, (3, 6)), torch.tensor([6, 4, 2])
+    batched = beam_search(model, src, lengths, 1, 2, beam=4, n_best=2)
+    for i in range(3):
+        alone = beam_search(model, src[i:i + 1, : lengths[i]], lengths[i:i + 1], 1, 2, beam=4, n_best=2)
+        assert [h.tokens for h in alone[0]] == [h.tokens for h in batched[i]]
+        assert alone[0][0].score == pytest.approx(batched[i][0].score, abs=1e-4)
+    assert all(len(h) == 2 and h[0].score >= h[1].score for h in batched)
+
+
+def test_beam_rejects_bad_sizes():
+    model = tiny()
+    src, lengths = torch.randint(4, V, (1, 3)), torch.tensor([3])
+    with pytest.raises(ValueError, match="beam"):
+        beam_search(model, src, lengths, 1, 2, beam=0)
+    with pytest.raises(ValueError, match="n-best"):
+        beam_search(model, src, lengths, 1, 2, beam=2, n_best=3)
+
+
+def test_overfits_tiny_batch():
+    """A reversal task on four sentences is learned to near-zero loss and decoded exactly."""
+    torch.manual_seed(1)
+    pairs = [([5, 6, 7, 8], [8, 7, 6, 5]), ([9, 10, 11], [11, 10, 9]), ([12, 5, 9], [9, 5, 12]),
+             ([4, 13, 14, 15, 16], [16, 15, 14, 13, 4])]
+    batch = make_seq2seq_batch(pairs, range(4))
+    model = tiny(attention="general").train()
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(150):
+        loss, _ = smoothed_loss(model(batch.src, batch.src_lengths, batch.tgt_in), batch.tgt_out, 0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    out = beam_search(model.eval(), batch.src, batch.src_lengths, 1, 2, beam=3)
+    assert [h[0].tokens for h in out] == [t for _, t in pairs]
+
+
+def test_checkpoint_round_trip_same_outputs(tmp_path):
+    model = tiny()
+    path = tmp_path / "m.pt"
+    from nmt.config import to_dict
+    ckpt_io.save(path, ckpt_io.Checkpoint("translate", {"model": to_dict(model.config)}, model.state_dict()))
+    loaded = ckpt_io.load(path, task="translate")
+    from nmt.config import from_dict
+    again = Seq2Seq(from_dict(Seq2SeqConfig, loaded.config["model"])).eval()
+    again.load_state_dict(loaded.model)
+    src, lengths = torch.randint(4, V, (2, 5)), torch.tensor([5, 3])
+    assert [h[0].tokens for h in beam_search(model, src, lengths, 1, 2)] == \
+           [h[0].tokens for h in beam_search(again, src, lengths, 1, 2)]
+
+
+def test_tied_embeddings_share_storage():
+    model = tiny()
+    assert model.output.weight is model.tgt_embed.weight is model.src_embed.weight
+    with pytest.raises(ValueError, match="joint"):
+        Seq2Seq(Seq2SeqConfig(src_vocab_size=10, tgt_vocab_size=12, tie_src_tgt=True))
