@@ -90,11 +90,15 @@ def load(path: str | Path, task: str | None = None) -> Checkpoint:
 
 def release(ckpt: Checkpoint, half: bool = True) -> Checkpoint:
     """A copy for shipping: no training state, floating weights in float16 (models cast back on load)."""
-    cast: dict[int, torch.Tensor] = {}               # tied weights stay one tensor, stored once
+    cast: dict[tuple, torch.Tensor] = {}             # tied weights stay one tensor, stored once
     model = {}
     for name, tensor in ckpt.model.items():
         if half and tensor.is_floating_point():
-            tensor = cast.setdefault(tensor.data_ptr(), tensor.half())
+            # tied = same address *and* layout: a view of the first rows starts at the same address too
+            key = (tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype)
+            if key not in cast:
+                cast[key] = tensor.half()
+            tensor = cast[key]
         model[name] = tensor
     return Checkpoint(ckpt.task, ckpt.config, model, ckpt.tokenizers, ckpt.scores, dict(ckpt.meta), None)
 

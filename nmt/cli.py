@@ -17,6 +17,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPO / "checkpoints"
 DEFAULT_TRANSLATE = CHECKPOINTS / "multi30k-de-en.pt"
+DEFAULT_CHARLM = CHECKPOINTS / "shakespeare-charlm.pt"
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -404,6 +405,132 @@ def export(
     ckpt.scores.update({k: float(v) for k, v in parse_sets(score).items()})
     ckpt_io.save(out_path, ckpt)
     err.print(f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB)")
+
+
+# --- character language model ------------------------------------------------------------------------------
+@train_app.command("charlm")
+@friendly
+def train_charlm(
+    corpus: Annotated[str, typer.Option(help="Named corpus (tinyshakespeare).")] = "tinyshakespeare",
+    text_file: Annotated[Optional[Path], typer.Option("--text-file", help="Any UTF-8 text instead (90/10 split).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/charlm"),
+    preset: Annotated[str, typer.Option(help="base | shakespeare | tiny (see nmt/config.py).")] = "base",
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON file of settings.")] = None,
+    cell: Annotated[Optional[str], typer.Option(help="rnn | lstm | gru")] = None,
+    impl: Annotated[Optional[str], typer.Option(help="fused | scratch")] = None,
+    max_steps: MaxSteps = 0,
+    max_minutes: MaxMinutes = 0.0,
+    sets: Sets = None,
+    data_dir: DataDir = None,
+):
+    """Train a character-level language model with truncated BPTT.
+
+    Example: nmt train charlm --corpus tinyshakespeare --preset shakespeare --out runs/shakespeare
+    """
+    from nmt import charlm, data
+    overrides = {k: v for k, v in {"model.rnn.cell": cell, "model.rnn.impl": impl}.items() if v is not None}
+    if max_steps:
+        overrides["train.max_steps"] = max_steps
+    if max_minutes:
+        overrides["train.max_minutes"] = max_minutes
+    overrides.update(parse_sets(sets))
+    setup = charlm.make_setup(preset, str(config) if config else None, overrides)
+    path = text_file or data.corpus_files(corpus, "train", data_dir)["paths"][0]
+    text = data.read_text(path)
+    from nmt.progress import RichProgress
+    progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=("sample (temperature 0.8)",))
+    meta = {"data": str(text_file or corpus), "command": " ".join(["python", "cli.py"] + sys.argv[1:])}
+    state, run_dir = charlm.train(setup, text, out, [progress], meta)
+    err.print(f"stopped ({state.stopped}) at step {state.step}; best validation loss {-state.best_score:.4f} "
+              f"nats/char; checkpoints in {run_dir}")
+
+
+@app.command()
+@friendly
+def generate(
+    model: Annotated[Path, typer.Option("--model", "--checkpoint", "-m", help="Character LM checkpoint.")] = DEFAULT_CHARLM,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="0 = greedy; higher = more random.")] = 0.8,
+    length: Annotated[int, typer.Option("--length", "-n", help="Characters to generate.")] = 500,
+    prime: Annotated[str, typer.Option("--prime", "-p", help="Text the sample continues.")] = "\n",
+    top_k: Annotated[int, typer.Option("--top-k", help="Sample among the K most likely (0: all).")] = 0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass in (0, 1].")] = 1.0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Same seed, same text.")] = None,
+    num_samples: Annotated[int, typer.Option("--num-samples", help="Independent samples.")] = 1,
+    as_json: JsonOut = False,
+):
+    """Generate text character by character, streamed as it is produced.
+
+    Example: nmt generate --temperature 0.8 --prime "ROMEO:" --length 300
+    """
+    import math
+    from nmt import charlm
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise UserError(f"--temperature must be a finite number >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {top_p}")
+    if length < 1:
+        raise UserError(f"--length must be at least 1, got {length}")
+    if top_k < 0 or num_samples < 1:
+        raise UserError("--top-k must be >= 0 and --num-samples >= 1")
+    prime = prime.replace("\\n", "\n")
+    lm, tok, _ = charlm.load(model)
+    unknown = tok.unknown(prime)
+    if unknown:
+        err.print(f"[yellow]note:[/yellow] the model never saw {''.join(sorted(unknown))!r}; "
+                  "those characters of the prime are read as <unk>")
+    steps = charlm.generate_batch(lm, tok, prime, length, temperature, top_k, top_p, seed, num_samples)
+    if num_samples == 1 and not as_json:
+        sys.stdout.write(prime)
+        for chars in steps:
+            sys.stdout.write(chars[0])
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    samples = [prime] * num_samples
+    for chars in steps:
+        samples = [s + c for s, c in zip(samples, chars)]
+    if as_json:
+        print(json.dumps({"samples": samples}, ensure_ascii=False))
+        return
+    for i, sample in enumerate(samples):
+        out.rule(f"sample {i + 1}")
+        print(sample)
+
+
+@evaluate_app.command("charlm")
+@friendly
+def evaluate_charlm(
+    text_file: Annotated[Optional[Path], typer.Option("--text-file", help="UTF-8 text to score.")] = None,
+    corpus: Annotated[Optional[str], typer.Option(help="Or a named corpus's validation split (last 10%).")] = None,
+    model: Annotated[Path, typer.Option("--model", "--checkpoint", "-m")] = DEFAULT_CHARLM,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+):
+    """Loss (nats/char), bits per character and perplexity, hidden state carried through the whole text.
+
+    Example: nmt evaluate charlm --corpus tinyshakespeare
+    """
+    import torch
+    from nmt import charlm, data
+    if not (text_file or corpus):
+        raise UserError("give --text-file FILE or --corpus NAME")
+    if text_file:
+        text = data.read_text(text_file)
+    else:
+        text = charlm.split_text(data.read_text(data.corpus_files(corpus, "val", data_dir)["paths"][0]))[1]
+    lm, tok, _ = charlm.load(model)
+    unknown = tok.unknown(text)
+    if unknown:
+        err.print(f"[yellow]note:[/yellow] {len(unknown)} character type(s) unseen in training are scored as <unk>")
+    result = charlm.evaluate_ids(lm, torch.tensor(tok.encode(text)), streams=1, unroll=256)
+    if as_json:
+        print(json.dumps({k: result[k] for k in ("loss", "bpc", "perplexity")}))
+        return
+    table = Table(title=f"{text_file or corpus + ' (last 10%)'}: {result['characters']:,} characters")
+    for col in ("loss (nats/char)", "bits/char", "perplexity"):
+        table.add_column(col, justify="right")
+    table.add_row(f"{result['loss']:.4f}", f"{result['bpc']:.4f}", f"{result['perplexity']:.3f}")
+    out.print(table)
 
 
 def main() -> None:

@@ -58,12 +58,22 @@ class Seq2SeqConfig:
 
 @dataclass
 class CharLMConfig:
-    vocab_size: int = 0
-    embed_size: int = 512
+    vocab_size: int = 0           # filled in from the tokenizer
+    embed_size: int = 512         # E
     rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="lstm", hidden_size=512, num_layers=2,
                                                             bidirectional=False, dropout=0.25))
-    dropout: float = 0.25
-    tie_weights: bool = False
+    dropout: float = 0.25         # on the RNN output
+    emb_dropout: float = 0.1      # on the character embeddings
+    weight_drop: float = 0.0      # DropConnect on the recurrent matrices (AWD-LSTM)
+    tie_weights: bool = False     # output layer shares the embedding (through a projection if H != E)
+
+
+@dataclass
+class CharLMTrainConfig:
+    streams: int = 64             # B parallel streams over the text
+    unroll: int = 128             # truncated BPTT length (steps per chunk)
+    val_streams: int = 16
+    val_unroll: int = 256
 
 
 @dataclass
@@ -111,7 +121,9 @@ T = TypeVar("T")
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build dataclass `cls` from a nested dict, naming the dotted key of any unknown or mistyped value."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
+        if prefix:                                 # a nested section: name its dotted key, without the trailing dot
+            raise ConfigError(f"config key '{prefix[:-1]}' expects a mapping, got {data!r}")
+        raise ConfigError(f"config: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -138,6 +150,35 @@ def _coerce(hint: Any, value: Any, dotted: str) -> Any:
     return value
 
 
+def build_setup(cls: type[T], presets: dict, preset: str = "base", config_file: str | None = None,
+                overrides: dict | None = None) -> T:
+    """Defaults <- named preset <- JSON config file <- command-line overrides (dotted keys)."""
+    import json
+    from pathlib import Path
+    if preset not in presets:
+        raise ConfigError(f"unknown preset '{preset}' (known: {', '.join(presets)})")
+    setup = cls()
+    for key, value in presets[preset].items():
+        setup = override(setup, key, value)
+    if config_file:
+        try:
+            data = json.loads(Path(config_file).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"cannot read config file {config_file}: {err}") from None
+        setup = from_dict(cls, _merge(to_dict(setup), data))
+    for key, value in (overrides or {}).items():
+        setup = override(setup, key, value)
+    return setup
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = _merge(base[key], value) if nested else value
+    return out
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """A JSON-friendly nested dict of a config dataclass."""
     return dataclasses.asdict(config)
@@ -157,6 +198,18 @@ def override(config: T, dotted: str, value: Any) -> T:
     node[last] = value
     return from_dict(type(config), data)
 
+
+# Named presets for `train charlm --preset NAME`: dotted overrides of CharLMSetup defaults.
+CHARLM_PRESETS: dict[str, dict[str, Any]] = {
+    "base": {},
+    # the shipped tiny-Shakespeare model
+    "shakespeare": {"model.weight_drop": 0.2, "model.dropout": 0.3, "model.emb_dropout": 0.1,
+                    "train.optim.lr": 2e-3, "train.optim.schedule": "cosine", "train.optim.warmup_steps": 100,
+                    "train.optim.min_lr": 1e-4, "train.eval_every": 250, "train.patience": 100,
+                    "train.max_minutes": 45.0, "train.max_steps": 6000, "train.label_smoothing": 0.0},
+    "tiny": {"model.embed_size": 32, "model.rnn.hidden_size": 64, "model.rnn.num_layers": 1,
+             "data.streams": 8, "data.unroll": 32, "train.eval_every": 50},
+}
 
 # Named presets for `train translate --preset NAME`: dotted overrides of TranslationSetup defaults.
 TRANSLATE_PRESETS: dict[str, dict[str, Any]] = {

@@ -29,13 +29,14 @@ class DataError(ValueError):
 
 def data_root(corpus: str, data_dir: str | Path | None = None) -> Path:
     """The folder holding `corpus`: --data-dir, else $NMT_DATA, else ./data, else ../shared/data."""
-    candidates = [data_dir, os.environ.get("NMT_DATA"), REPO / "data", REPO.parent / "shared" / "data",
-                  Path.cwd() / "data"]
+    if data_dir:    # an explicit folder is the only place looked at
+        if (Path(data_dir) / corpus).is_dir():
+            return Path(data_dir)
+        raise DataError(f"corpus '{corpus}' not found under --data-dir {data_dir}")
+    candidates = [os.environ.get("NMT_DATA"), REPO / "data", REPO.parent / "shared" / "data", Path.cwd() / "data"]
     for root in candidates:
         if root and (Path(root) / corpus).is_dir():
             return Path(root)
-    if data_dir:
-        raise DataError(f"corpus '{corpus}' not found under --data-dir {data_dir}")
     raise DataError(f"corpus '{corpus}' not found (looked in $NMT_DATA, data/ and ../shared/data; "
                     "see data/README.md for where to get it)")
 

@@ -219,5 +219,33 @@ def _as_tuple(value):
     return value
 
 
+def load_run(run_dir: str | Path, task: str, setup_cls, new_setup):
+    """For a run folder holding last.pt: the run's own setup (with the new run limits) and tokenizers.
+
+    Returns (setup, tokenizers) or None when there is nothing to resume. Resuming keeps the tokenizers and
+    hyperparameters the run started with; only --max-steps / --max-minutes come from the new command.
+    """
+    from nmt.config import from_dict
+    from nmt.tokenizers import tokenizer_from_state
+    last = Path(run_dir) / "last.pt"
+    if not last.exists():
+        return None
+    ckpt = ckpt_io.load(last, task=task)
+    setup = from_dict(setup_cls, ckpt.config["setup"])
+    setup.train.max_steps, setup.train.max_minutes = new_setup.train.max_steps, new_setup.train.max_minutes
+    toks, seen = {}, {}
+    for name, state in ckpt.tokenizers.items():   # a joint tokenizer stays one object
+        key = next((k for k, v in seen.items() if _same_state(v, state)), None)
+        toks[name] = toks[key] if key else tokenizer_from_state(state)
+        seen[name] = state
+    return setup, toks
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    return all(a[k].equal(b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a)
+
+
 def set_threads(threads: int = 0) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)

@@ -162,46 +162,19 @@ def build_model(setup: TranslationSetup, tokenizers: dict) -> Seq2Seq:
 def make_setup(preset: str = "base", config_file: str | None = None,
                overrides: dict | None = None) -> TranslationSetup:
     """Defaults <- preset <- JSON config file <- command-line overrides (dotted keys)."""
-    import json
-    from nmt.config import TRANSLATE_PRESETS, ConfigError, override
-    if preset not in TRANSLATE_PRESETS:
-        raise ConfigError(f"unknown preset '{preset}' (known: {', '.join(TRANSLATE_PRESETS)})")
-    setup = TranslationSetup()
-    changes = dict(TRANSLATE_PRESETS[preset])
-    if config_file:
-        try:
-            data = json.loads(Path(config_file).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"cannot read config file {config_file}: {err}") from None
-        setup = from_dict(TranslationSetup, _merge(to_dict(setup), data))
-    changes.update(overrides or {})
-    for key, value in changes.items():
-        setup = override(setup, key, value)
-    return setup
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for k, v in update.items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
+    from nmt.config import TRANSLATE_PRESETS, build_setup
+    return build_setup(TranslationSetup, TRANSLATE_PRESETS, preset, config_file, overrides)
 
 
 def train(setup: TranslationSetup, train_pairs, valid_pairs, run_dir: str | Path, callbacks=(),
           meta: dict | None = None):
     """Train (or resume, when run_dir holds last.pt) and return (trainer state, run_dir)."""
-    from nmt.training import Trainer, set_threads
+    from nmt.training import Trainer, load_run, set_threads
     set_threads(setup.train.threads)
     run_dir = Path(run_dir)
-    last = run_dir / "last.pt"
-    if last.exists():   # resume: the run's own tokenizers and setup, not freshly trained ones
-        ckpt = ckpt_io.load(last, task=TASK)
-        limits = setup.train
-        setup = from_dict(TranslationSetup, ckpt.config["setup"])
-        setup.train.max_steps, setup.train.max_minutes = limits.max_steps, limits.max_minutes
-        toks = {k: tokenizer_from_state(v) for k, v in ckpt.tokenizers.items()}
-        if ckpt.tokenizers["src"]["model"].equal(ckpt.tokenizers["tgt"]["model"]):
-            toks["tgt"] = toks["src"]
+    resumed = load_run(run_dir, TASK, TranslationSetup, setup)
+    if resumed:
+        setup, toks = resumed
     else:
         toks = train_tokenizers(train_pairs, setup.tokenizer)
     model = build_model(setup, toks)

@@ -17,6 +17,15 @@ TORCH_CELL = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 CELL_FN = {"rnn": rnn_cell, "lstm": lstm_cell, "gru": gru_cell}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tensors here are tiny: intra-op threads only add overhead, and stall badly when other work holds the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def close(a, b, **tol):
     """Tensors or (nested) tuples of tensors are equal within `tol` (default TOL)."""
     if isinstance(a, tuple):

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
 
 
 def rnn_cell(x: Tensor, a: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
@@ -24,7 +25,9 @@ def rnn_cell(x: Tensor, a: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_h
     W_ax is `w_ih` (H, I), W_aa is `w_hh` (H, H); torch splits b_a into two biases b_ih + b_hh.
     x: (B, I), a: (B, H) -> (B, H).
     """
-    g = torch.tanh if nonlinearity == "tanh" else torch.relu
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"unknown nonlinearity '{nonlinearity}' (expected tanh or relu)")
+    g = NONLINEARITIES[nonlinearity]
     return g(x @ w_ih.T + b_ih + a @ w_hh.T + b_hh)
 
 
@@ -171,6 +174,8 @@ class ScratchRNN(nn.Module):
         super().__init__()
         if cell not in GATES:
             raise ValueError(f"unknown cell '{cell}' (expected rnn, lstm or gru)")
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"unknown nonlinearity '{nonlinearity}' (expected tanh or relu)")
         self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
         self.directions = 2 if bidirectional else 1
         self.dropout, self.reset_after, self.nonlinearity = dropout, reset_after, nonlinearity

@@ -18,7 +18,7 @@ FUSED = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 class Recurrent(nn.Module):
     """A multi-layer (bi)directional RNN/LSTM/GRU over padded batches."""
 
-    def __init__(self, config: RNNConfig, input_size: int):
+    def __init__(self, config: RNNConfig, input_size: int, weight_drop: float = 0.0):
         super().__init__()
         if config.cell not in GATES:
             raise ValueError(f"unknown cell '{config.cell}' (expected rnn, lstm or gru)")
@@ -32,6 +32,15 @@ class Recurrent(nn.Module):
             self.rnn = FUSED[config.cell](batch_first=True, **args)
         else:
             self.rnn = ScratchRNN(config.cell, **args)
+        self.weight_drop = weight_drop
+        self._dropped = [name for name, _ in self.rnn.named_parameters() if name.startswith("weight_hh")]
+        if weight_drop:
+            # DropConnect on the recurrent matrices (Wan et al. 2013; AWD-LSTM, Merity et al. 2018): the raw
+            # weights are the parameters; each forward installs a dropped copy under torch's own name.
+            for name in self._dropped:
+                raw = self.rnn._parameters.pop(name)
+                self.rnn.register_parameter(name + "_raw", raw)
+                setattr(self.rnn, name, raw.detach())
 
     @property
     def output_size(self) -> int:
@@ -43,6 +52,10 @@ class Recurrent(nn.Module):
         Returns output (B, S, D*H), zero at padded positions, and the final state (L*D, B, H) (LSTM: a pair),
         taken at each sequence's own last real step.
         """
+        if self.weight_drop:
+            for name in self._dropped:
+                raw = getattr(self.rnn, name + "_raw")
+                setattr(self.rnn, name, nn.functional.dropout(raw, self.weight_drop, self.training))
         if lengths is None:
             return self.rnn(x, hx)
         if isinstance(self.rnn, ScratchRNN):

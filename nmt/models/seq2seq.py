@@ -55,6 +55,11 @@ class Seq2Seq(nn.Module):
         self.output = nn.Linear(c.embed_size, c.tgt_vocab_size)
         if c.tie_output:
             self.output.weight = self.tgt_embed.weight
+        # small embeddings: with tying they are also the output layer, and N(0, 1) rows would start the softmax
+        # saturated (logit std ~ sqrt(E)), spending the first epoch shrinking them (Press & Wolf 2017 init)
+        for emb in {self.src_embed, self.tgt_embed}:
+            nn.init.uniform_(emb.weight, -0.1, 0.1)
+            emb.weight.data[c.pad_id].zero_()
         self.emb_dropout = nn.Dropout(c.emb_dropout)
         self.dropout = nn.Dropout(c.dropout)
         self.is_lstm = c.encoder.cell == "lstm"

@@ -1,0 +1,169 @@
+"""Character language modelling: truncated-BPTT training on a text stream, evaluation, and sampling.
+
+Training reads the text as B parallel contiguous streams and walks them in chunks of `unroll` characters. The
+hidden state is carried from one chunk to the next but detached: full backpropagation through time over a
+1M-character text would cost O(T) time and memory per update (every a^t kept for the backward sweep), so the
+gradient is truncated to the chunk while the state still carries information across chunk boundaries.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nmt import checkpoint as ckpt_io
+from nmt.config import CharLMConfig, CharLMTrainConfig, OptimConfig, TrainConfig, from_dict, to_dict
+from nmt.decoding import sample_logits
+from nmt.models.charlm import CharLM
+from nmt.tokenizers import CharTokenizer, tokenizer_from_state
+from nmt.training import Validation
+
+TASK = "charlm"
+SPECIAL = 4     # ids below this (<pad>, <s>, </s>, <unk>) are never sampled
+
+
+@dataclass
+class CharLMSetup:
+    model: CharLMConfig = field(default_factory=CharLMConfig)
+    data: CharLMTrainConfig = field(default_factory=CharLMTrainConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        label_smoothing=0.0, eval_every=250, optim=OptimConfig(lr=2e-3, schedule="cosine", min_lr=1e-4)))
+
+
+@dataclass
+class Chunk:
+    x: Tensor        # (B, T) input characters
+    y: Tensor        # (B, T) the next characters
+    reset: bool      # first chunk of an epoch: start from a zero state
+
+
+def split_text(text: str, train_share: float = 0.9) -> tuple[str, str]:
+    """The nanoGPT convention: first 90% train, last 10% validation."""
+    cut = int(len(text) * train_share)
+    return text[:cut], text[cut:]
+
+
+def stream_chunks(ids: Tensor, streams: int, unroll: int, offset: int = 0) -> list[Chunk]:
+    """Cut a 1-D id tensor into `streams` contiguous rows and walk them `unroll` steps at a time."""
+    ids = ids[offset:]
+    per_stream = (ids.numel() - 1) // streams
+    if per_stream < 1:
+        raise ValueError(f"text of {ids.numel()} characters is too short for {streams} streams")
+    x = ids[: streams * per_stream].view(streams, per_stream)                        # (B, N)
+    y = ids[1: streams * per_stream + 1].view(streams, per_stream)                   # (B, N)
+    return [Chunk(x[:, i:i + unroll], y[:, i:i + unroll], i == 0) for i in range(0, per_stream, unroll)]
+
+
+@torch.inference_mode()
+def evaluate_ids(model: CharLM, ids: Tensor, streams: int = 1, unroll: int = 256) -> dict:
+    """Loss in nats per character with the hidden state carried through the text, bits per character, perplexity."""
+    model.eval()
+    state, nll, count = None, 0.0, 0
+    for chunk in stream_chunks(ids, streams, unroll):
+        logits, state = model(chunk.x, state)
+        nll += float(F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), chunk.y.reshape(-1),
+                                     reduction="sum"))
+        count += chunk.y.numel()
+    loss = nll / count
+    return {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss), "characters": count}
+
+
+class CharLMTask:
+    name = TASK
+
+    def __init__(self, setup: CharLMSetup, tokenizer: CharTokenizer, train_text: str, valid_text: str,
+                 meta: dict | None = None):
+        self.setup, self.tokenizer, self.meta = setup, tokenizer, meta or {}
+        self.train_ids = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
+        self.valid_ids = torch.tensor(tokenizer.encode(valid_text), dtype=torch.long)
+        self.state = None
+
+    def batches(self, epoch: int) -> list[Chunk]:
+        d = self.setup.data
+        offset = random.Random(self.setup.train.seed + epoch).randrange(d.unroll)   # new chunk borders each epoch
+        return stream_chunks(self.train_ids, d.streams, d.unroll, offset)
+
+    def loss(self, model: CharLM, chunk: Chunk):
+        state = None if chunk.reset else CharLM.detach(self.state)
+        logits, self.state = model(chunk.x, state)                                    # (B, T, V)
+        flat = logits.reshape(-1, logits.size(-1)).float()
+        loss = F.cross_entropy(flat, chunk.y.reshape(-1))
+        return loss, {"tokens": chunk.y.numel(), "nll": float(loss.detach()) * chunk.y.numel()}
+
+    def validate(self, model: CharLM) -> Validation:
+        d = self.setup.data
+        result = evaluate_ids(model, self.valid_ids, d.val_streams, d.val_unroll)
+        text = "".join(generate(model, self.tokenizer, "\n", 160, temperature=0.8, seed=0))
+        metrics = {"valid_loss": result["loss"], "valid_bpc": result["bpc"]}
+        return Validation(metrics, -result["loss"], [(text.replace("\n", " / "),)])
+
+    def make_checkpoint(self, model: CharLM) -> ckpt_io.Checkpoint:
+        return ckpt_io.Checkpoint(TASK, {"model": to_dict(model.config), "setup": to_dict(self.setup)},
+                                  model.state_dict(), tokenizers={"chars": self.tokenizer.to_state()},
+                                  meta=dict(self.meta))
+
+
+def load(path: str | Path) -> tuple[CharLM, CharTokenizer, ckpt_io.Checkpoint]:
+    ckpt = ckpt_io.load(path, task=TASK)
+    model = CharLM(from_dict(CharLMConfig, ckpt.config["model"]))
+    model.load_state_dict(ckpt_io.state_dict_float(ckpt.model))
+    return model.eval(), tokenizer_from_state(ckpt.tokenizers["chars"]), ckpt
+
+
+@torch.inference_mode()
+def generate_batch(model: CharLM, tokenizer: CharTokenizer, prime: str, length: int, temperature: float = 0.8,
+                   top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+                   num_samples: int = 1) -> Iterator[list[str]]:
+    """Yield, for each new step, the next character of each of `num_samples` samples (one-to-many sampling).
+
+    The prime is read once (one batched forward), then each step feeds the sampled characters back in.
+    temperature 0 is greedy (deterministic); the same seed gives the same text.
+    """
+    model.eval()
+    generator = torch.Generator().manual_seed(seed if seed is not None else random.randrange(2 ** 31))
+    ids = tokenizer.encode(prime) or [tokenizer.encode("\n")[0]]
+    x = torch.tensor([ids] * num_samples)                                             # (B, P)
+    logits, state = model(x)
+    for _ in range(length):
+        last = logits[:, -1].float()
+        last[:, :SPECIAL] = float("-inf")
+        token = sample_logits(last, temperature, top_k, top_p, generator)            # (B,)
+        yield [tokenizer.itos[i] for i in token.tolist()]
+        logits, state = model(token[:, None], state)
+
+
+def generate(model, tokenizer, prime: str, length: int, **kw) -> Iterator[str]:
+    """One sample, character by character."""
+    for chars in generate_batch(model, tokenizer, prime, length, num_samples=1, **kw):
+        yield chars[0]
+
+
+def make_setup(preset: str = "base", config_file: str | None = None, overrides: dict | None = None) -> CharLMSetup:
+    from nmt.config import CHARLM_PRESETS, build_setup
+    return build_setup(CharLMSetup, CHARLM_PRESETS, preset, config_file, overrides)
+
+
+def train(setup: CharLMSetup, text: str, run_dir: str | Path, callbacks=(), meta: dict | None = None,
+          valid_text: str | None = None):
+    """Train (or resume) on `text` (split 90/10 unless valid_text is given); returns (state, run_dir)."""
+    from nmt.training import Trainer, load_run, set_threads
+    set_threads(setup.train.threads)
+    train_text, valid = (text, valid_text) if valid_text is not None else split_text(text)
+    resumed = load_run(run_dir, TASK, CharLMSetup, setup)
+    if resumed:
+        setup, toks = resumed
+        tokenizer = toks["chars"]
+    else:
+        tokenizer = CharTokenizer.train([train_text])
+    setup.model.vocab_size = tokenizer.vocab_size
+    model = CharLM(setup.model)
+    task = CharLMTask(setup, tokenizer, train_text, valid, meta)
+    trainer = Trainer(model, task, setup.train, run_dir, list(callbacks))
+    trainer.resume()
+    return trainer.fit(), Path(run_dir)
