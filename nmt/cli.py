@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,6 +87,17 @@ def parse_sets(items: list[str] | None) -> dict:
     return result
 
 
+def collect_overrides(options: dict, max_steps: int, max_minutes: float, sets: list[str] | None) -> dict:
+    """Dotted overrides from explicit options (None = not given), the run limits and --set items, in that order."""
+    overrides = {k: v for k, v in options.items() if v is not None}
+    if max_steps:
+        overrides["train.max_steps"] = max_steps
+    if max_minutes:
+        overrides["train.max_minutes"] = max_minutes
+    overrides.update(parse_sets(sets))
+    return overrides
+
+
 def read_input(texts: list[str] | None, input_file: Path | None) -> list[str]:
     """Lines from arguments, a file, or stdin, in that order of preference."""
     from nmt.data import check_text_file
@@ -128,6 +140,8 @@ def translate(
     if not 1 <= n_best <= beam:
         raise UserError(f"--n-best must be between 1 and --beam ({beam}), got {n_best}")
     lines = read_input(text, input)
+    if not lines:
+        raise UserError("empty input: nothing to translate")
     translator = Translator.load(model)
     decode = DecodeConfig(beam=beam, n_best=n_best, length_penalty=length_penalty, max_len_ratio=max_len_ratio)
     results = translator.translate_hyps(lines, decode)
@@ -139,7 +153,14 @@ def translate(
         rows = [{"source": s, "translations": [{"text": t, "score": sc} for t, sc in d]} for s, d in zip(lines, decoded)]
         print(json.dumps(rows, ensure_ascii=False))
         return
-    for d in decoded:
+    if sys.stdout.isatty():       # a person is reading: show source and output together
+        for source, d in zip(lines, decoded):
+            out.print(f"[dim]{escape(source)}[/dim]")
+            for t, sc in d or [("", 0.0)]:
+                extra = f"  [dim]{sc:.3f}[/dim]" if n_best > 1 else ""
+                out.print(f"[bold green]{escape(t)}[/bold green]{extra}")
+        return
+    for d in decoded:             # piped: exactly one line per input line (n-best: TAB-separated scores)
         if n_best == 1:
             print(d[0][0] if d else "")
         else:
@@ -175,14 +196,9 @@ def train_translate(
     Example: nmt train translate --corpus multi30k --src de --tgt en --preset multi30k --out runs/m30k
     """
     from nmt import data, translation
-    overrides = {"model.encoder.cell": cell, "model.encoder.impl": impl, "model.attention": attention,
-                 "model.input_feeding": input_feeding}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if max_steps:
-        overrides["train.max_steps"] = max_steps
-    if max_minutes:
-        overrides["train.max_minutes"] = max_minutes
-    overrides.update(parse_sets(sets))
+    overrides = collect_overrides({"model.encoder.cell": cell, "model.encoder.impl": impl,
+                                   "model.attention": attention, "model.input_feeding": input_feeding},
+                                  max_steps, max_minutes, sets)
     setup = translation.make_setup(preset, str(config) if config else None, overrides)
     if train_src or train_tgt:
         if not (train_src and train_tgt and valid_src and valid_tgt):
@@ -208,8 +224,13 @@ def train_translate(
 @evaluate_app.command("translate")
 @friendly
 def evaluate_translate(
-    input: Annotated[Path, typer.Option("--input", "-i", help="Source sentences, one per line.")],
-    ref: Annotated[Path, typer.Option("--ref", "-r", help="Reference translations, one per line.")],
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Source sentences, one per line.")] = None,
+    ref: Annotated[Optional[Path], typer.Option("--ref", "-r", help="Reference translations, one per line.")] = None,
+    corpus: Annotated[Optional[str], typer.Option(help="Or a named corpus (multi30k) ...")] = None,
+    split: Annotated[str, typer.Option(help="... and its split (val, test_2016_flickr).")] = "test_2016_flickr",
+    src: Annotated[str, typer.Option(help="Source language of the named corpus.")] = "de",
+    tgt: Annotated[str, typer.Option(help="Target language of the named corpus.")] = "en",
+    data_dir: DataDir = None,
     model: Annotated[Path, typer.Option("--model", "--checkpoint", "-m")] = DEFAULT_TRANSLATE,
     beam: Beam = 5,
     length_penalty: Annotated[float, typer.Option("--length-penalty")] = 1.0,
@@ -218,14 +239,19 @@ def evaluate_translate(
 ):
     """sacreBLEU BLEU and chrF of a model's detokenised, cased output against raw references (gzip allowed).
 
-    Example: nmt evaluate translate -i test.de -r test.en --beam 5
+    Example: nmt evaluate translate --corpus multi30k --split test_2016_flickr --beam 5
     """
     from nmt import metrics
     from nmt.config import DecodeConfig
     from nmt.data import read_parallel
     from nmt.translation import Translator
+    from nmt.data import corpus_files
     if beam < 1:
         raise UserError(f"--beam must be at least 1, got {beam}")
+    if corpus:
+        input, ref = corpus_files(corpus, split, data_dir, src, tgt)["paths"]
+    elif not (input and ref):
+        raise UserError("give --input SRC and --ref REF, or --corpus NAME [--split SPLIT]")
     pairs = read_parallel(input, ref)
     translator = Translator.load(model)
     hyps = translator.translate([s for s, _ in pairs], DecodeConfig(beam=beam, length_penalty=length_penalty))
@@ -428,12 +454,7 @@ def train_charlm(
     Example: nmt train charlm --corpus tinyshakespeare --preset shakespeare --out runs/shakespeare
     """
     from nmt import charlm, data
-    overrides = {k: v for k, v in {"model.rnn.cell": cell, "model.rnn.impl": impl}.items() if v is not None}
-    if max_steps:
-        overrides["train.max_steps"] = max_steps
-    if max_minutes:
-        overrides["train.max_minutes"] = max_minutes
-    overrides.update(parse_sets(sets))
+    overrides = collect_overrides({"model.rnn.cell": cell, "model.rnn.impl": impl}, max_steps, max_minutes, sets)
     setup = charlm.make_setup(preset, str(config) if config else None, overrides)
     path = text_file or data.corpus_files(corpus, "train", data_dir)["paths"][0]
     text = data.read_text(path)

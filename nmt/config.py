@@ -205,8 +205,8 @@ CHARLM_PRESETS: dict[str, dict[str, Any]] = {
     # the shipped tiny-Shakespeare model
     "shakespeare": {"model.weight_drop": 0.2, "model.dropout": 0.3, "model.emb_dropout": 0.1,
                     "train.optim.lr": 2e-3, "train.optim.schedule": "cosine", "train.optim.warmup_steps": 100,
-                    "train.optim.min_lr": 1e-4, "train.eval_every": 250, "train.patience": 100,
-                    "train.max_minutes": 45.0, "train.max_steps": 6000, "train.label_smoothing": 0.0},
+                    "train.optim.min_lr": 1e-4, "train.eval_every": 150, "train.patience": 100,
+                    "train.max_minutes": 50.0, "train.max_steps": 2700},
     "tiny": {"model.embed_size": 32, "model.rnn.hidden_size": 64, "model.rnn.num_layers": 1,
              "data.streams": 8, "data.unroll": 32, "train.eval_every": 50},
 }

@@ -137,3 +137,19 @@ def test_tied_embeddings_share_storage():
     assert model.output.weight is model.tgt_embed.weight is model.src_embed.weight
     with pytest.raises(ValueError, match="joint"):
         Seq2Seq(Seq2SeqConfig(src_vocab_size=10, tgt_vocab_size=12, tie_src_tgt=True))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_input_feeding_loop_matches_torch_module(cell):
+    """The hand-written input-feeding loop equals stepping torch's own (fused) RNN module."""
+    model = tiny(cell=cell, input_feeding=True, layers=2)
+    src, lengths, tgt = torch.randint(4, V, (3, 6)), torch.tensor([6, 4, 2]), torch.randint(4, V, (3, 5))
+    enc, state = model.encode(src, lengths)
+    logits, _, _ = model.decode(enc, tgt, state)
+    rnn_state, feed = state[0], torch.zeros(3, 1, 8)
+    emb, vectors = model.tgt_embed(tgt), []
+    for t in range(5):
+        out, rnn_state = model.decoder(torch.cat([emb[:, t:t + 1], feed], -1), hx=rnn_state)
+        feed, _ = model._attend(out, enc)
+        vectors.append(feed)
+    assert torch.allclose(logits, model.output(torch.cat(vectors, 1)), atol=1e-5)

@@ -27,8 +27,12 @@ def rnn_cell(x: Tensor, a: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_h
     """
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"unknown nonlinearity '{nonlinearity}' (expected tanh or relu)")
-    g = NONLINEARITIES[nonlinearity]
-    return g(x @ w_ih.T + b_ih + a @ w_hh.T + b_hh)
+    return rnn_step(x @ w_ih.T + b_ih, a, w_hh, b_hh, nonlinearity)
+
+
+def rnn_step(xg: Tensor, a: Tensor, w_hh: Tensor, b_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
+    """`rnn_cell` with the input term xg = W_ax x^t + b_ih already computed (B, H), e.g. for all t at once."""
+    return NONLINEARITIES[nonlinearity](xg + a @ w_hh.T + b_hh)
 
 
 def lstm_cell(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor, b_ih: Tensor,
@@ -45,8 +49,13 @@ def lstm_cell(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tenso
     Gates are stacked in torch's order (i, f, c~, o) in `w_ih` (4H, I) and `w_hh` (4H, H).
     x: (B, I), state: ((B, H), (B, H)) -> (a^t, c^t), each (B, H).
     """
+    return lstm_step(x @ w_ih.T + b_ih, state, w_hh, b_hh)
+
+
+def lstm_step(xg: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """`lstm_cell` with the input term xg = W_x x^t + b_ih (B, 4H) already computed."""
     a, c = state
-    gates = x @ w_ih.T + b_ih + a @ w_hh.T + b_hh                    # (B, 4H)
+    gates = xg + a @ w_hh.T + b_hh                                   # (B, 4H)
     i, f, g, o = gates.chunk(4, dim=-1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     a = torch.sigmoid(o) * torch.tanh(c)
@@ -69,7 +78,12 @@ def gru_cell(x: Tensor, a: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_h
     Γ_z weights the *old* state; the course writes Γ_u = 1 - Γ_z weighting the candidate. Same cell.
     Gates are stacked in torch's order (r, z, n). x: (B, I), a: (B, H) -> (B, H).
     """
-    xr, xz, xn = (x @ w_ih.T + b_ih).chunk(3, dim=-1)
+    return gru_step(x @ w_ih.T + b_ih, a, w_hh, b_hh, reset_after)
+
+
+def gru_step(xg: Tensor, a: Tensor, w_hh: Tensor, b_hh: Tensor, reset_after: bool = True) -> Tensor:
+    """`gru_cell` with the input term xg = W x^t + b_ih (B, 3H) already computed."""
+    xr, xz, xn = xg.chunk(3, dim=-1)
     if reset_after:
         hr, hz, hn = (a @ w_hh.T + b_hh).chunk(3, dim=-1)
         r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
@@ -137,7 +151,7 @@ class GRUCell(_Cell):
 def run_cell(step, x: Tensor, state, mask: Tensor | None = None, reverse: bool = False):
     """Unroll `step(x_t, state) -> state` over time, as the course draws the unrolled network.
 
-    x: (B, S, I); mask: (B, S) bool, True = real token (padding at the end); state: (B, H) or a tuple of them.
+    x: (B, S, I) inputs (or precomputed input terms); mask: (B, S) bool, True = real token (padding at the end); state: (B, H) or a tuple of them.
     Where the mask is False the state is carried unchanged and the output is zero, so a sequence inside a padded
     batch gets exactly the outputs it gets alone, in both directions.
     Returns outputs (B, S, H) and the final state.
@@ -192,13 +206,18 @@ class ScratchRNN(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def _step_fn(self, name: str):
-        w = [getattr(self, f"{kind}_{name}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    def weights(self, layer: int, reverse: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(w_ih, w_hh, b_ih, b_hh) of one layer and direction, under torch's names."""
+        name = f"l{layer}{'_reverse' if reverse else ''}"
+        return tuple(getattr(self, f"{kind}_{name}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    def step(self, xg: Tensor, state, w_hh: Tensor, b_hh: Tensor):
+        """One step of this RNN's cell from a precomputed input term xg (B, G*H)."""
         if self.cell == "lstm":
-            return lambda x, s: lstm_cell(x, s, *w)
+            return lstm_step(xg, state, w_hh, b_hh)
         if self.cell == "gru":
-            return lambda x, s: gru_cell(x, s, *w, reset_after=self.reset_after)
-        return lambda x, s: rnn_cell(x, s, *w, nonlinearity=self.nonlinearity)
+            return gru_step(xg, state, w_hh, b_hh, self.reset_after)
+        return rnn_step(xg, state, w_hh, b_hh, self.nonlinearity)
 
     def forward(self, x: Tensor, hx=None, mask: Tensor | None = None):
         """x: (B, S, I); hx: (L*D, B, H) (a pair for LSTM) or None; mask: (B, S) bool or None.
@@ -212,10 +231,12 @@ class ScratchRNN(nn.Module):
         finals = []
         for layer in range(self.num_layers):
             outs = []
-            for d, suffix in enumerate(["", "_reverse"][: self.directions]):
+            for d in range(self.directions):
                 k = layer * self.directions + d
                 state = (hx[0][k], hx[1][k]) if self.cell == "lstm" else hx[k]
-                out, state = run_cell(self._step_fn(f"l{layer}{suffix}"), x, state, mask, reverse=d == 1)
+                w_ih, w_hh, b_ih, b_hh = self.weights(layer, reverse=d == 1)
+                xg = x @ w_ih.T + b_ih                                   # (B, S, G*H): all steps, one product
+                out, state = run_cell(lambda g, s: self.step(g, s, w_hh, b_hh), xg, state, mask, reverse=d == 1)
                 outs.append(out)
                 finals.append(state)
             x = torch.cat(outs, dim=-1)                                  # (B, S, D*H)

@@ -40,7 +40,7 @@ class Recurrent(nn.Module):
             for name in self._dropped:
                 raw = self.rnn._parameters.pop(name)
                 self.rnn.register_parameter(name + "_raw", raw)
-                setattr(self.rnn, name, raw.detach())
+                setattr(self.rnn, name, raw.view_as(raw))
 
     @property
     def output_size(self) -> int:
@@ -55,7 +55,9 @@ class Recurrent(nn.Module):
         if self.weight_drop:
             for name in self._dropped:
                 raw = getattr(self.rnn, name + "_raw")
-                setattr(self.rnn, name, nn.functional.dropout(raw, self.weight_drop, self.training))
+                # a plain tensor, never the Parameter itself (which would register it under torch's name again)
+                dropped = nn.functional.dropout(raw, self.weight_drop) if self.training else raw.view_as(raw)
+                setattr(self.rnn, name, dropped)
         if lengths is None:
             return self.rnn(x, hx)
         if isinstance(self.rnn, ScratchRNN):

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from nmt.config import Seq2SeqConfig, RNNConfig
 from nmt.models.attention import Attention
+from nmt.models.cells import gru_step, lstm_step, rnn_step
 from nmt.models.rnn import Recurrent
 
 
@@ -28,6 +29,26 @@ class EncoderOut:
     keys: Tensor      # (B, S, A) attention keys, projected once
     mask: Tensor      # (B, S) bool, True = real token
     lengths: Tensor   # (B,)
+
+
+STEPS = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}
+
+
+def _unstack(state) -> list:
+    """(L, B, H) (or an LSTM pair of them) -> L per-layer states (B, H) (or pairs)."""
+    if isinstance(state, tuple):
+        return list(zip(state[0].unbind(0), state[1].unbind(0)))
+    return list(state.unbind(0))
+
+
+def _stack(layers: list):
+    if isinstance(layers[0], tuple):
+        return torch.stack([h for h, _ in layers]), torch.stack([c for _, c in layers])
+    return torch.stack(layers)
+
+
+def _hidden(state) -> Tensor:
+    return state[0] if isinstance(state, tuple) else state
 
 
 # Decoder state: (rnn state (L, B, H) or an LSTM pair of them, previous attentional vector (B, 1, E) or None)
@@ -98,17 +119,39 @@ class Seq2Seq(nn.Module):
             out, rnn_state = self.decoder(emb, hx=rnn_state)                              # (B, T, H)
             att_vec, weights = self._attend(out, enc)
             return self.output(self.dropout(att_vec)), (rnn_state, None), weights
+        return self._feed_loop(emb, enc, rnn_state, feed)
+
+    def _feed_loop(self, emb: Tensor, enc: EncoderOut, rnn_state, feed: Tensor | None):
+        """Input feeding: the attentional vector of step t-1 joins the input of step t, so steps run in a loop.
+
+        The loop calls the cell step functions directly on the decoder's weights; the embedding half of the first
+        layer's input product is computed for all T steps in one matrix product before it.
+        emb (B, T, E) -> logits (B, T, V), state, weights (B, T, S).
+        """
+        c, rnn = self.config, self.decoder.rnn
+        step = STEPS[c.encoder.cell]
+        weights = [tuple(getattr(rnn, f"{k}_l{layer}") for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                   for layer in range(c.decoder_layers)]
+        w_ih0, w_hh0, b_ih0, b_hh0 = weights[0]
+        x_emb = emb @ w_ih0[:, : c.embed_size].T + b_ih0                                   # (B, T, G*H)
+        w_feed = w_ih0[:, c.embed_size:]                                                   # (G*H, E)
+        layers = _unstack(rnn_state)                                                       # L states (B, H)
+        if feed is None:
+            feed = emb.new_zeros(emb.size(0), 1, c.embed_size)
         vectors, all_weights = [], []
-        for t in range(y.size(1)):
-            if feed is None:
-                feed = emb.new_zeros(emb.size(0), 1, self.config.embed_size)
-            step_in = torch.cat([emb[:, t:t + 1], feed], dim=-1)                          # (B, 1, 2E)
-            out, rnn_state = self.decoder(step_in, hx=rnn_state)                          # (B, 1, H)
-            feed, weights = self._attend(out, enc)                                        # (B, 1, E)
+        for t in range(emb.size(1)):
+            layers[0] = step(x_emb[:, t] + feed[:, 0] @ w_feed.T, layers[0], w_hh0, b_hh0)
+            out = _hidden(layers[0])
+            for k in range(1, c.decoder_layers):
+                w_ih, w_hh, b_ih, b_hh = weights[k]
+                out = nn.functional.dropout(out, c.dropout, self.training)
+                layers[k] = step(out @ w_ih.T + b_ih, layers[k], w_hh, b_hh)
+                out = _hidden(layers[k])
+            feed, att = self._attend(out[:, None], enc)                                    # (B, 1, E)
             vectors.append(feed)
-            all_weights.append(weights)
-        att_vec = torch.cat(vectors, dim=1)                                               # (B, T, E)
-        return self.output(self.dropout(att_vec)), (rnn_state, feed), torch.cat(all_weights, dim=1)
+            all_weights.append(att)
+        att_vec = torch.cat(vectors, dim=1)                                                # (B, T, E)
+        return self.output(self.dropout(att_vec)), (_stack(layers), feed), torch.cat(all_weights, dim=1)
 
     def _attend(self, out: Tensor, enc: EncoderOut) -> tuple[Tensor, Tensor]:
         """Decoder states (B, T, H) -> attentional vectors (B, T, E) and weights (B, T, S)."""

@@ -1,0 +1,96 @@
+"""Generation and training speed of the character model.
+
+    python bench/generate_speed.py [--model checkpoints/shakespeare-charlm.pt]
+
+Generation: characters/s for one stream at temperature 0.8 and for 32 streams in a batch. One stream reads every
+weight once per character, so its rate is bounded by (memory bandwidth / weight bytes); the bound is printed with
+the bandwidth measured here for arrays far larger than the caches, and with the weights in cache where they fit.
+Training: characters/s of the model's training configuration and the share of the measured float32 matmul rate.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from bench.common import copy_bandwidth_gbs, count_flops, machine, matmul_gflops  # noqa: E402
+from nmt import charlm  # noqa: E402
+from nmt.config import from_dict  # noqa: E402
+
+
+def generation_rate(model, tok, streams: int, length: int) -> float:
+    list(charlm.generate_batch(model, tok, "\n", 20, 0.8, seed=0, num_samples=streams))   # warm-up
+    start = time.perf_counter()
+    for _ in charlm.generate_batch(model, tok, "\n", length, 0.8, seed=0, num_samples=streams):
+        pass
+    return streams * length / (time.perf_counter() - start)
+
+
+def cached_bandwidth_gbs(nbytes: int, repeats: int = 200) -> float:
+    """Copy bandwidth for an array of the weights' size (it stays in cache where it fits)."""
+    src = torch.empty(max(1, nbytes // 4))
+    dst = torch.empty_like(src)
+    for _ in range(5):
+        dst.copy_(src)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        dst.copy_(src)
+    return 2 * src.numel() * 4 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def training_rate(model, setup, steps: int = 10) -> tuple[float, float]:
+    d = setup.data
+    x = torch.randint(4, model.config.vocab_size, (d.streams, d.unroll))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step():
+        logits, _ = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), x.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    model.train()
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    rate = steps * x.numel() / (time.perf_counter() - start)
+    flops_per_char = count_flops(step) / x.numel()
+    return rate, flops_per_char
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(ROOT / "checkpoints" / "shakespeare-charlm.pt"))
+    parser.add_argument("--length", type=int, default=1000)
+    args = parser.parse_args()
+    model, tok, ckpt = charlm.load(args.model)
+    # weights read per generated character: everything but the embedding table (one row is read)
+    weight_bytes = sum(p.numel() * 4 for n, p in model.named_parameters() if not n.startswith("embed"))
+    dram = copy_bandwidth_gbs()
+    cached = cached_bandwidth_gbs(weight_bytes)
+    one = generation_rate(model, tok, 1, args.length)
+    batch = generation_rate(model, tok, 32, args.length // 4)
+    setup = from_dict(charlm.CharLMSetup, ckpt.config["setup"])
+    train_rate, flops = training_rate(model, setup)
+    peak = matmul_gflops()
+    print(json.dumps({
+        "machine": machine(), "model": args.model, "weight_mb": round(weight_bytes / 1e6, 2),
+        "one_stream_chars_per_s": round(one), "bound_dram_chars_per_s": round(dram * 1e9 / weight_bytes),
+        "bound_cached_chars_per_s": round(cached * 1e9 / weight_bytes), "copy_bandwidth_gbs": round(dram, 1),
+        "cached_bandwidth_gbs": round(cached, 1), "streams32_chars_per_s": round(batch),
+        "train_chars_per_s": round(train_rate), "train_gflop_per_char": round(flops / 1e9, 5),
+        "matmul_gflops": round(peak, 1), "train_share_of_matmul_rate": round(flops * train_rate / 1e9 / peak, 3),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
