@@ -154,6 +154,7 @@ def train(setup: CharLMSetup, text: str, run_dir: str | Path, callbacks=(), meta
     """Train (or resume) on `text` (split 90/10 unless valid_text is given); returns (state, run_dir)."""
     from nmt.training import Trainer, load_run, set_threads
     set_threads(setup.train.threads)
+    torch.manual_seed(setup.train.seed)      # same seed, same initial weights
     train_text, valid = (text, valid_text) if valid_text is not None else split_text(text)
     resumed = load_run(run_dir, TASK, CharLMSetup, setup)
     if resumed:

@@ -171,6 +171,7 @@ def train(setup: TranslationSetup, train_pairs, valid_pairs, run_dir: str | Path
     """Train (or resume, when run_dir holds last.pt) and return (trainer state, run_dir)."""
     from nmt.training import Trainer, load_run, set_threads
     set_threads(setup.train.threads)
+    torch.manual_seed(setup.train.seed)      # same seed, same initial weights
     run_dir = Path(run_dir)
     resumed = load_run(run_dir, TASK, TranslationSetup, setup)
     if resumed:

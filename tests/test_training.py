@@ -28,6 +28,7 @@ def run(corpus, out, max_steps, **overrides):
     setup = make_setup("tiny", overrides={"train.max_steps": max_steps, "train.eval_every": 3,
                                           "train.batch_tokens": 60, "train.log_every": 1, **overrides})
     task = TranslationTask(setup, toks, pairs, pairs[:8])
+    torch.manual_seed(setup.train.seed)
     model = build_model(setup, toks)
     trainer = Trainer(model, task, setup.train, out)
     trainer.resume()
