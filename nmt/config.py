@@ -206,7 +206,7 @@ CHARLM_PRESETS: dict[str, dict[str, Any]] = {
     "shakespeare": {"model.weight_drop": 0.2, "model.dropout": 0.3, "model.emb_dropout": 0.1,
                     "train.optim.lr": 2e-3, "train.optim.schedule": "cosine", "train.optim.warmup_steps": 100,
                     "train.optim.min_lr": 1e-4, "train.eval_every": 150, "train.patience": 100,
-                    "train.max_minutes": 50.0, "train.max_steps": 2700},
+                    "train.max_minutes": 50.0, "train.max_steps": 1300},
     "tiny": {"model.embed_size": 32, "model.rnn.hidden_size": 64, "model.rnn.num_layers": 1,
              "data.streams": 8, "data.unroll": 32, "train.eval_every": 50},
 }
