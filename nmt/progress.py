@@ -1,8 +1,6 @@
 """Rich rendering of training progress: a trainer callback, kept out of the trainer (which never prints)."""
 from __future__ import annotations
 
-import math
-
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -42,6 +40,3 @@ class RichProgress:
     def on_end(self, state) -> None:
         self.progress.stop()
 
-
-def fmt_ppl(nll: float) -> str:
-    return f"{math.exp(min(nll, 50)):.2f}"

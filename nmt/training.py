@@ -118,7 +118,8 @@ class Trainer:
     def fit(self) -> TrainState:
         c, s = self.config, self.state
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(c.seed) if s.step == 0 else None
+        if s.step == 0:
+            torch.manual_seed(c.seed)
         start = time.time()
         self._emit("on_start", s)
         reason = ""
