@@ -20,7 +20,7 @@ from torch import Tensor
 from nmt import checkpoint as ckpt_io
 from nmt.config import CharLMConfig, CharLMTrainConfig, OptimConfig, TrainConfig, from_dict, to_dict
 from nmt.decoding import sample_logits
-from nmt.models.charlm import CharLM
+from nmt.models.charlm import CharLM, Stepper
 from nmt.tokenizers import CharTokenizer, tokenizer_from_state
 from nmt.training import Validation
 
@@ -130,12 +130,13 @@ def generate_batch(model: CharLM, tokenizer: CharTokenizer, prime: str, length: 
     ids = tokenizer.encode(prime) or [tokenizer.encode("\n")[0]]
     x = torch.tensor([ids] * num_samples)                                             # (B, P)
     logits, state = model(x)
+    stepper, layers = Stepper(model), Stepper.split(state)
+    last = logits[:, -1].float()                                                      # (B, V)
     for _ in range(length):
-        last = logits[:, -1].float()
         last[:, :SPECIAL] = float("-inf")
         token = sample_logits(last, temperature, top_k, top_p, generator)            # (B,)
         yield [tokenizer.itos[i] for i in token.tolist()]
-        logits, state = model(token[:, None], state)
+        last = stepper(token, layers).float()
 
 
 def generate(model, tokenizer, prime: str, length: int, **kw) -> Iterator[str]:

@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPO / "checkpoints"
 DEFAULT_TRANSLATE = CHECKPOINTS / "multi30k-de-en.pt"
 DEFAULT_CHARLM = CHECKPOINTS / "shakespeare-charlm.pt"
+DEFAULT_TAGGER = CHECKPOINTS / "conll2003-ner.pt"
+DEFAULT_SUMMARIZER = CHECKPOINTS / "aeslc-summarizer.pt"
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -65,7 +67,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except _user_errors() as exc:
-            err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)   # messages quote user text
             raise typer.Exit(1)
         except KeyboardInterrupt:
             err.print("[red]interrupted[/red]")
@@ -551,6 +553,336 @@ def evaluate_charlm(
     for col in ("loss (nats/char)", "bits/char", "perplexity"):
         table.add_column(col, justify="right")
     table.add_row(f"{result['loss']:.4f}", f"{result['bpc']:.4f}", f"{result['perplexity']:.3f}")
+    out.print(table)
+
+
+# --- named-entity tagging -------------------------------------------------------------------------------------
+ENTITY_STYLES = {"PER": "bold magenta", "ORG": "bold cyan", "LOC": "bold green", "MISC": "bold yellow"}
+TagColumn = Annotated[int, typer.Option("--tag-column", help="Column holding the tags (-1: last).")]
+Scheme = Annotated[str, typer.Option("--scheme", help="Tags in the files: auto | iob1 | iob2 | iobes.")]
+
+
+def _tagged_corpus(corpus: str | None, path: Path | None, split: str, tag_column: int, scheme: str, data_dir):
+    from nmt import data, tagging
+    if path is None:
+        if corpus is None:
+            raise UserError("give a CoNLL file or --corpus NAME")
+        path = data.corpus_files(corpus, split, data_dir)["paths"][0]
+    data.check_text_file(path)
+    return tagging.read_tagged(path, tag_column, scheme)
+
+
+@train_app.command("tag")
+@friendly
+def train_tag(
+    corpus: Annotated[Optional[str], typer.Option(help="Named corpus: conll2003 | wnut17.")] = "conll2003",
+    train_file: Annotated[Optional[Path], typer.Option("--train-file", help="CoNLL training file instead.")] = None,
+    dev_file: Annotated[Optional[Path], typer.Option("--dev-file", help="CoNLL dev file (early stopping).")] = None,
+    tag_column: TagColumn = -1,
+    scheme: Scheme = "auto",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/tagger"),
+    preset: Annotated[str, typer.Option(help="base | conll2003 | wnut17 | tiny (see nmt/config.py).")] = "base",
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON file of settings.")] = None,
+    cell: Annotated[Optional[str], typer.Option(help="lstm | gru | rnn")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", help="crf | softmax")] = None,
+    max_steps: MaxSteps = 0,
+    max_minutes: MaxMinutes = 0.0,
+    sets: Sets = None,
+    data_dir: DataDir = None,
+):
+    """Train a BiLSTM-CRF named-entity tagger; early stopping on dev entity F1 (seqeval, strict IOB2).
+
+    Example: nmt train tag --corpus conll2003 --preset conll2003 --out runs/conll2003
+    """
+    from nmt import tagging
+    from nmt.progress import RichProgress
+    overrides = collect_overrides({"model.rnn.cell": cell, "model.output": output}, max_steps, max_minutes, sets)
+    setup = tagging.make_setup(preset, str(config) if config else None, overrides)
+    corpus = None if train_file else corpus
+    train_sents = _tagged_corpus(corpus, train_file, "train", tag_column, scheme, data_dir)
+    if dev_file is None and corpus is None:
+        raise UserError("--train-file needs --dev-file (early stopping uses dev F1)")
+    dev_sents = _tagged_corpus(corpus, dev_file, "dev", tag_column, scheme, data_dir)
+    progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=("gold", "predicted"))
+    meta = {"data": str(train_file or corpus), "command": " ".join(["python", "cli.py"] + sys.argv[1:])}
+    state, run_dir = tagging.train(setup, train_sents, dev_sents, out, [progress], meta)
+    err.print(f"stopped ({state.stopped}) at step {state.step}; best dev F1 {state.best_score:.2f}; "
+              f"checkpoints in {run_dir}")
+
+
+def _read_conll_lines(path: Path) -> list[list[str]]:
+    """Token lines (all columns kept) of a file with one token per line, blank lines between sentences."""
+    from nmt.data import read_lines
+    sentences, current = [], []
+    for line in read_lines(path):
+        if not line.split() or line.split()[0] == "-DOCSTART-":
+            if current:
+                sentences.append(current)
+            current = []
+            continue
+        current.append(line.rstrip())
+    return sentences + ([current] if current else [])
+
+
+@app.command()
+@friendly
+def tag(
+    text: Annotated[Optional[list[str]], typer.Argument(help="Sentences to tag (else --input or stdin).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="One sentence per line (or CoNLL).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text: sentences, tokenised for you; conll: one token "
+                                     "per line, output adds a tag column.")] = "text",
+    model: Annotated[Path, typer.Option("--model", "--checkpoint", "-m", help="Tagger checkpoint.")] = DEFAULT_TAGGER,
+    as_json: JsonOut = False,
+):
+    """Find named entities: coloured in a terminal, bracketed when piped, spans with offsets in --json.
+
+    Example: nmt tag "Angela Merkel met Emmanuel Macron in Paris."
+    """
+    from nmt import tagging
+    if fmt not in ("text", "conll"):
+        raise UserError(f"--format must be text or conll, got '{fmt}'")
+    if fmt == "conll":
+        if input is None:
+            raise UserError("--format conll needs --input FILE")
+        from nmt.data import check_text_file
+        check_text_file(input)
+        conll_lines = _read_conll_lines(input)
+        sentences = [[line.split()[0] for line in sent] for sent in conll_lines]
+        lines = [" ".join(words) for words in sentences]
+        tokens = [tagging.words_with_offsets(words) for words in sentences]
+    else:
+        lines = read_input(text, input)
+        tokens = [tagging.tokenize(line) for line in lines]
+    if not any(tokens):
+        raise UserError("empty input: no words to tag")
+    tagger = tagging.NERTagger.load(model)
+    predicted = tagger.tag([[w for w, _, _ in sent] for sent in tokens])
+    if fmt == "conll" and not as_json:
+        sep = "\t" if "\t" in conll_lines[0][0] else " "
+        for sent, tags in zip(conll_lines, predicted):     # the input columns, then the predicted tag
+            print("\n".join(f"{line}{sep}{t}" for line, t in zip(sent, tags)) + "\n")
+        return
+    results = []
+    for line, sent, tags in zip(lines, tokens, predicted):
+        ents = [{"text": line[sent[a][1]:sent[b - 1][2]], "type": kind, "start": sent[a][1], "end": sent[b - 1][2]}
+                for kind, a, b in tagging.spans(tags)]
+        results.append({"text": line, "entities": ents})
+    if as_json:
+        print(json.dumps(results, ensure_ascii=False))
+    elif sys.stdout.isatty():
+        _show_entities(results)
+    else:
+        for (line, sent, tags) in zip(lines, tokens, predicted):
+            print(tagging.render_plain([w for w, _, _ in sent], tags))
+
+
+def _show_entities(results: list[dict]) -> None:
+    from rich.text import Text
+    table = Table("entity", "type", "start", "end", title="entities")
+    for result in results:
+        line = Text(result["text"])
+        for ent in result["entities"]:
+            line.stylize(ENTITY_STYLES.get(ent["type"], "bold blue"), ent["start"], ent["end"])
+            table.add_row(escape(ent["text"]), ent["type"], str(ent["start"]), str(ent["end"]))
+        out.print(line)
+    if table.row_count:
+        out.print(table)
+
+
+@evaluate_app.command("tag")
+@friendly
+def evaluate_tag(
+    conll_file: Annotated[Optional[Path], typer.Option("--conll-file", help="Gold CoNLL file.")] = None,
+    corpus: Annotated[Optional[str], typer.Option(help="Or a named corpus: conll2003 | wnut17.")] = None,
+    split: Annotated[str, typer.Option(help="Split of --corpus.")] = "dev",
+    tag_column: TagColumn = -1,
+    scheme: Scheme = "auto",
+    model: Annotated[Path, typer.Option("--model", "--checkpoint", "-m")] = DEFAULT_TAGGER,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+):
+    """Entity precision, recall and F1 per type and overall (seqeval, strict IOB2).
+
+    Example: nmt evaluate tag --corpus conll2003 --split dev
+    """
+    from nmt import tagging
+    sentences = _tagged_corpus(corpus, conll_file, split, tag_column, scheme, data_dir)
+    tagger = tagging.NERTagger.load(model)
+    predicted = tagger.tag([w for w, _ in sentences])
+    scores = tagging.entity_scores([t for _, t in sentences], predicted)
+    if as_json:
+        print(json.dumps(scores))
+        return
+    table = Table("type", "precision", "recall", "F1", "support",
+                  title=f"{conll_file or corpus + ' ' + split}: {len(sentences):,} sentences (seqeval strict IOB2)")
+    for kind, s in sorted(scores["types"].items()):
+        table.add_row(kind, f"{s['precision']:.2f}", f"{s['recall']:.2f}", f"{s['f1-score']:.2f}", str(s["support"]))
+    table.add_row("[bold]overall[/bold]", f"{scores['precision']:.2f}", f"{scores['recall']:.2f}",
+                  f"[bold]{scores['f1']:.2f}[/bold]", str(scores["support"]))
+    out.print(table)
+
+
+# --- summarisation --------------------------------------------------------------------------------------------
+SrcField = Annotated[str, typer.Option("--src-field", help="JSONL field holding the document.")]
+
+
+@train_app.command("summarize")
+@friendly
+def train_summarize(
+    corpus: Annotated[Optional[str], typer.Option(help="Named corpus: aeslc | gigaword.")] = "aeslc",
+    train_jsonl: Annotated[Optional[Path], typer.Option("--train-jsonl", help="JSONL training file instead.")] = None,
+    dev_jsonl: Annotated[Optional[Path], typer.Option("--dev-jsonl", help="JSONL validation file.")] = None,
+    src_field: SrcField = "email_body",
+    tgt_field: Annotated[str, typer.Option("--tgt-field", help="JSONL field holding the summary.")] = "subject_line",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/summarizer"),
+    preset: Annotated[str, typer.Option(help="base | aeslc | tiny (see nmt/config.py).")] = "base",
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON file of settings.")] = None,
+    pointer: Annotated[Optional[bool], typer.Option("--pointer/--no-pointer", help="Copy mechanism.")] = None,
+    coverage: Annotated[Optional[bool], typer.Option("--coverage/--no-coverage", help="Coverage.")] = None,
+    max_steps: MaxSteps = 0,
+    max_minutes: MaxMinutes = 0.0,
+    sets: Sets = None,
+    data_dir: DataDir = None,
+):
+    """Train a pointer-generator summariser with coverage; early stopping on validation ROUGE-1.
+
+    Example: nmt train summarize --corpus aeslc --preset aeslc --out runs/aeslc
+    """
+    from nmt import summarization as summ
+    from nmt.progress import RichProgress
+    overrides = collect_overrides({"model.pointer": pointer, "model.coverage": coverage}, max_steps, max_minutes, sets)
+    setup = summ.make_setup(preset, str(config) if config else None, overrides)
+    if train_jsonl:
+        if dev_jsonl is None:
+            raise UserError("--train-jsonl needs --dev-jsonl (early stopping uses validation ROUGE)")
+        train_pairs = summ.read_pairs(jsonl=train_jsonl, src_field=src_field, tgt_fields=(tgt_field,))
+        valid = summ.read_pairs(jsonl=dev_jsonl, src_field=src_field, tgt_fields=(tgt_field,))
+    elif corpus == "aeslc":
+        train_pairs = summ.read_pairs("aeslc", "train", data_dir)
+        valid = summ.read_pairs("aeslc", "dev", data_dir, tgt_fields=("ann0", "ann1", "ann2"))
+    else:
+        train_pairs = summ.read_pairs(corpus, "train", data_dir)
+        valid = summ.read_pairs(corpus, "valid", data_dir)
+    train_pairs = [(d, refs[0]) for d, refs in train_pairs]
+    progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=("reference", "summary"))
+    meta = {"data": str(train_jsonl or corpus), "command": " ".join(["python", "cli.py"] + sys.argv[1:])}
+    state, run_dir = summ.train(setup, train_pairs, valid, out, [progress], meta)
+    err.print(f"stopped ({state.stopped}) at step {state.step}; best ROUGE-1 {state.best_score:.2f}; "
+              f"checkpoints in {run_dir}")
+
+
+def _decode_options(beam: int, min_len: int, max_len: int, no_repeat: int, length_penalty: float):
+    from nmt.config import SummaryDecodeConfig
+    if beam < 1 or min_len < 0 or max_len < 1 or min_len > max_len or no_repeat < 0:
+        raise UserError("need --beam >= 1, 0 <= --min-len <= --max-len, --max-len >= 1, --no-repeat-ngram >= 0")
+    return SummaryDecodeConfig(beam=beam, min_len=min_len, max_len=max_len, no_repeat_ngram=no_repeat,
+                               length_penalty=length_penalty)
+
+
+MinLen = Annotated[int, typer.Option("--min-len", help="Fewest words before the summary may end.")]
+MaxLen = Annotated[int, typer.Option("--max-len", help="Most words in a summary.")]
+NoRepeat = Annotated[int, typer.Option("--no-repeat-ngram", help="Block repeated n-grams of this size (0: off).")]
+LengthPenalty = Annotated[float, typer.Option("--length-penalty", help="GNMT alpha; 0 disables.")]
+
+
+@app.command()
+@friendly
+def summarize(
+    text: Annotated[Optional[list[str]], typer.Argument(help="Documents to summarise (each argument is one).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="A file holding one document.")] = None,
+    input_lines: Annotated[Optional[Path], typer.Option("--input-lines", help="One document per line.")] = None,
+    jsonl: Annotated[Optional[Path], typer.Option("--jsonl", help="JSONL file: one summary per record.")] = None,
+    field_name: Annotated[str, typer.Option("--field", help="JSONL field holding the document.")] = "email_body",
+    model: Annotated[Path, typer.Option("--model", "--checkpoint", "-m", help="Summariser checkpoint.")] = DEFAULT_SUMMARIZER,
+    beam: Beam = 4,
+    min_len: MinLen = 2,
+    max_len: MaxLen = 15,
+    no_repeat_ngram: NoRepeat = 3,
+    length_penalty: LengthPenalty = 1.0,
+    as_json: JsonOut = False,
+):
+    """Write a short summary (a subject line) for each document; copied words are underlined in a terminal.
+
+    Example: nmt summarize --input email.txt
+    """
+    from nmt import data
+    from nmt import summarization as summ
+    decode = _decode_options(beam, min_len, max_len, no_repeat_ngram, length_penalty)
+    if input is not None:
+        documents = [data.read_text(input)]
+    elif input_lines is not None:
+        data.check_text_file(input_lines)
+        documents = input_lines.read_text(encoding="utf-8").splitlines()
+    elif jsonl is not None:
+        documents = [r[field_name] for r in data.read_jsonl(jsonl, (field_name,))]
+    else:
+        documents = read_input(text, None) if text else ["\n".join(read_input(None, None))]
+    if not any(d.strip() for d in documents):
+        raise UserError("empty input: nothing to summarise")
+    summarizer = summ.Summarizer.load(model)
+    results = summarizer.summarize_hyps(documents, decode)
+    summaries = [summarizer.tokenizer.decode(h.tokens, e.oovs) for h, e in results]
+    if as_json:
+        print(json.dumps([{"summary": s} for s in summaries], ensure_ascii=False))
+    elif sys.stdout.isatty():
+        for (hyp, example) in results:
+            words = summarizer.copied(hyp, example)
+            out.print(" ".join(f"[underline cyan]{escape(w)}[/underline cyan]" if c else escape(w) for w, c in words))
+        out.print("[dim]underlined: words that also occur in the document (copied or generated)[/dim]")
+    else:
+        print("\n".join(summaries))
+
+
+@evaluate_app.command("summarize")
+@friendly
+def evaluate_summarize(
+    corpus: Annotated[Optional[str], typer.Option(help="Named corpus: aeslc (dev, 3 annotations) | gigaword.")] = None,
+    split: Annotated[str, typer.Option(help="Split of --corpus.")] = "dev",
+    jsonl: Annotated[Optional[Path], typer.Option("--jsonl", help="Or a JSONL file.")] = None,
+    src_field: SrcField = "email_body",
+    ref_fields: Annotated[str, typer.Option("--ref-fields", help="Comma-separated reference fields.")] = "ann0,ann1,ann2",
+    model: Annotated[Path, typer.Option("--model", "--checkpoint", "-m")] = DEFAULT_SUMMARIZER,
+    beam: Beam = 4,
+    min_len: MinLen = 2,
+    max_len: MaxLen = 15,
+    no_repeat_ngram: NoRepeat = 3,
+    length_penalty: LengthPenalty = 1.0,
+    lead: Annotated[str, typer.Option("--lead", help="Also score lead-N baselines, e.g. 8,12 ('' for none).")] = "",
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+):
+    """ROUGE-1/2/L F1 (rouge-score, stemming), averaged over each document's references.
+
+    Example: nmt evaluate summarize --corpus aeslc --split dev
+    """
+    from nmt import summarization as summ
+    decode = _decode_options(beam, min_len, max_len, no_repeat_ngram, length_penalty)
+    fields = tuple(f.strip() for f in ref_fields.split(",") if f.strip())
+    if corpus == "aeslc" or jsonl is not None:
+        extra = ("subject_line",) if "subject_line" not in fields else ()
+        pairs = summ.read_pairs(corpus, split, data_dir, jsonl, src_field, fields + extra)
+    elif corpus is not None:
+        pairs, extra = summ.read_pairs(corpus, split, data_dir), ()
+    else:
+        raise UserError("give --corpus NAME or --jsonl FILE")
+    documents = [d for d, _ in pairs]
+    summarizer = summ.Summarizer.load(model)
+    systems = {"model": summarizer.summarize(documents, decode)}
+    for n in (int(x) for x in lead.split(",") if x.strip()):
+        systems[f"lead-{n}"] = summ.lead_baseline(documents, n)
+    n_refs = len(pairs[0][1]) - len(extra)
+    rows = {}
+    for name, hyps in systems.items():
+        rows[name] = summ.rouge([refs[:n_refs] for _, refs in pairs], hyps)
+        if extra:
+            rows[name + " vs subject_line"] = summ.rouge([refs[n_refs:] for _, refs in pairs], hyps)
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("system", "ROUGE-1", "ROUGE-2", "ROUGE-L", "words",
+                  title=f"{jsonl or corpus + ' ' + split}: {len(pairs):,} documents (F1, stemmed)")
+    for name, r in rows.items():
+        table.add_row(name, f"{r['1']:.2f}", f"{r['2']:.2f}", f"{r['L']:.2f}", f"{r['words']:.1f}")
     out.print(table)
 
 

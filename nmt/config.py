@@ -69,6 +69,58 @@ class CharLMConfig:
 
 
 @dataclass
+class SummarizerConfig:
+    seq2seq: Seq2SeqConfig = field(default_factory=lambda: Seq2SeqConfig(
+        embed_size=128, encoder=RNNConfig(hidden_size=256, bidirectional=True), decoder_hidden=256,
+        dropout=0.3, emb_dropout=0.2, tie_src_tgt=True, tie_output=True))
+    pointer: bool = True          # copy source words through the attention (See et al. 2017)
+    coverage: bool = True         # coverage vector into attention, plus the coverage loss
+    coverage_weight: float = 1.0  # lambda of the coverage loss
+
+
+@dataclass
+class SummaryDataConfig:
+    vocab_size: int = 20000       # words (lowercased), the rest copied or <unk>
+    min_count: int = 2
+    max_src_len: int = 200        # source words kept (longer documents are truncated)
+    max_tgt_len: int = 30
+
+
+@dataclass
+class SummaryDecodeConfig:
+    beam: int = 4
+    min_len: int = 2              # words before </s> may end the summary
+    max_len: int = 15
+    length_penalty: float = 1.0
+    no_repeat_ngram: int = 3      # block any repeated n-gram (0: off)
+    batch_size: int = 32
+
+
+@dataclass
+class TaggerConfig:
+    word_vocab_size: int = 0      # filled in from the tokenizer
+    char_vocab_size: int = 0
+    num_tags: int = 0
+    word_embed: int = 100         # normalised (lowercased, digits as 0) word embeddings
+    char_embed: int = 30
+    char_features: str = "cnn"    # cnn | lstm | none: character features of each word
+    char_hidden: int = 50         # CNN filters, or char-BiLSTM units per direction
+    casing_embed: int = 8         # casing class of each word (all caps, capitalised, numeric, ...); 0: none
+    rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="lstm", hidden_size=128, bidirectional=True))
+    dropout: float = 0.5          # on the word representations and on the BiLSTM output
+    word_dropout: float = 0.5     # training: a word seen once in training becomes <unk> with this probability
+    output: str = "crf"           # crf | softmax
+    constrain: bool = True        # CRF: forbid IOB2-invalid transitions (I-X after O or after B-Y)
+
+
+@dataclass
+class TagDataConfig:
+    tag_column: int = -1          # column of the tags in the CoNLL files
+    scheme: str = "auto"          # tagging scheme of the files: auto | iob1 | iob2 | iobes (converted to IOB2)
+    eval_batch_size: int = 256
+
+
+@dataclass
 class CharLMTrainConfig:
     streams: int = 64             # B parallel streams over the text
     unroll: int = 128             # truncated BPTT length (steps per chunk)
@@ -203,12 +255,29 @@ def override(config: T, dotted: str, value: Any) -> T:
 CHARLM_PRESETS: dict[str, dict[str, Any]] = {
     "base": {},
     # the shipped tiny-Shakespeare model
-    "shakespeare": {"model.weight_drop": 0.2, "model.dropout": 0.3, "model.emb_dropout": 0.1,
-                    "train.optim.lr": 2e-3, "train.optim.schedule": "cosine", "train.optim.warmup_steps": 100,
-                    "train.optim.min_lr": 1e-4, "train.eval_every": 150, "train.patience": 100,
-                    "train.max_minutes": 50.0, "train.max_steps": 1300},
+    "shakespeare": {"model.embed_size": 128, "model.weight_drop": 0.15, "model.dropout": 0.25,
+                    "model.emb_dropout": 0.05, "train.optim.lr": 3e-3, "train.optim.schedule": "cosine",
+                    "train.optim.warmup_steps": 100, "train.optim.min_lr": 1e-4, "train.eval_every": 200,
+                    "train.patience": 100, "train.max_minutes": 56.0, "train.max_steps": 1800},
     "tiny": {"model.embed_size": 32, "model.rnn.hidden_size": 64, "model.rnn.num_layers": 1,
              "data.streams": 8, "data.unroll": 32, "train.eval_every": 50},
+}
+
+# Named presets for `train summarize --preset NAME`.
+SUMMARIZE_PRESETS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "aeslc": {},
+    "tiny": {"model.seq2seq.embed_size": 16, "model.seq2seq.encoder.hidden_size": 16,
+             "model.seq2seq.decoder_hidden": 32, "data.vocab_size": 500, "train.eval_every": 20},
+}
+
+# Named presets for `train tag --preset NAME`.
+TAG_PRESETS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "conll2003": {},
+    "wnut17": {"train.eval_every": 100},
+    "tiny": {"model.word_embed": 16, "model.char_embed": 8, "model.char_hidden": 8, "model.rnn.hidden_size": 16,
+             "train.eval_every": 20},
 }
 
 # Named presets for `train translate --preset NAME`: dotted overrides of TranslationSetup defaults.

@@ -19,9 +19,24 @@ class Hypothesis:
     attention: Tensor | None = None   # (T, S) weights, one row per output token (and EOS)
 
 
-def max_lengths(src_lengths: Tensor, ratio: float, extra: int = 10) -> Tensor:
-    """Per-sentence output cap: ratio * source length + extra."""
+def max_lengths(src_lengths: Tensor, ratio: float, max_len: int = 0, extra: int = 10) -> Tensor:
+    """Per-sentence output cap: ratio * source length + extra, or a fixed max_len when it is > 0."""
+    if max_len > 0:
+        return torch.full_like(src_lengths, max_len)
     return (src_lengths.float() * ratio).long() + extra
+
+
+def repeated_ngrams(history: Tensor, n: int, vocab: int) -> Tensor:
+    """Tokens that would repeat an n-gram already in each row: history (R, t) -> ban mask (R, vocab)."""
+    ban = torch.zeros(history.size(0), vocab)
+    if n < 1 or history.size(1) < n:
+        return ban.bool()
+    windows = history.unfold(1, n, 1)                                                 # (R, W, n)
+    if n == 1:
+        match = torch.ones(windows.shape[:2])
+    else:
+        match = (windows[:, :, :-1] == history[:, None, history.size(1) - n + 1:]).all(-1).float()   # (R, W)
+    return ban.scatter_add_(1, windows[:, :, -1], match) > 0
 
 
 def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
@@ -31,11 +46,11 @@ def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
 
 @torch.inference_mode()
 def greedy(model, src: Tensor, lengths: Tensor, bos: int, eos: int, max_len_ratio: float = 2.0,
-           keep_attention: bool = False) -> list[list[Hypothesis]]:
+           keep_attention: bool = False, max_len: int = 0, encode_args: tuple = ()) -> list[list[Hypothesis]]:
     """Argmax decoding; returns one hypothesis per sentence (as a one-element n-best list)."""
-    enc, state = model.encode(src, lengths)
+    enc, state = model.encode(src, lengths, *encode_args)
     B = src.size(0)
-    caps = max_lengths(lengths, max_len_ratio)
+    caps = max_lengths(lengths, max_len_ratio, max_len)
     y = torch.full((B, 1), bos, dtype=torch.long)
     out, scores, weights = [], torch.zeros(B), []
     done = torch.zeros(B, dtype=torch.bool)
@@ -65,9 +80,11 @@ def greedy(model, src: Tensor, lengths: Tensor, bos: int, eos: int, max_len_rati
 
 @torch.inference_mode()
 def beam_search(model, src: Tensor, lengths: Tensor, bos: int, eos: int, beam: int = 5, alpha: float = 1.0,
-                max_len_ratio: float = 2.0, n_best: int = 1, keep_attention: bool = False) -> list[list[Hypothesis]]:
+                max_len_ratio: float = 2.0, n_best: int = 1, keep_attention: bool = False, min_len: int = 0,
+                max_len: int = 0, no_repeat_ngram: int = 0, encode_args: tuple = ()) -> list[list[Hypothesis]]:
     """Batched beam search. Finished hypotheses stay in their beam slot and extend only with EOS at no cost;
-    the final ranking divides each log-probability by the GNMT length penalty.
+    the final ranking divides each log-probability by the GNMT length penalty. EOS is barred before min_len
+    tokens; with no_repeat_ngram = n, no hypothesis repeats an n-gram.
 
     Returns, per sentence, the n_best best hypotheses, best first.
     """
@@ -76,10 +93,10 @@ def beam_search(model, src: Tensor, lengths: Tensor, bos: int, eos: int, beam: i
     if not 1 <= n_best <= beam:
         raise ValueError(f"n-best must be between 1 and the beam size ({beam}), got {n_best}")
     B, K = src.size(0), beam
-    enc, state = model.encode(src, lengths)
+    enc, state = model.encode(src, lengths, *encode_args)
     flat = torch.arange(B).repeat_interleave(K)                                       # (B*K,)
     enc, state = model.reorder_encoder(enc, flat), model.reorder_state(state, flat)
-    caps = max_lengths(lengths, max_len_ratio).repeat_interleave(K)                   # (B*K,)
+    caps = max_lengths(lengths, max_len_ratio, max_len).repeat_interleave(K)          # (B*K,)
     scores = torch.full((B, K), float("-inf"))
     scores[:, 0] = 0.0
     scores = scores.view(-1)                                                          # (B*K,)
@@ -91,7 +108,9 @@ def beam_search(model, src: Tensor, lengths: Tensor, bos: int, eos: int, beam: i
     for t in range(int(caps.max()) + 1):      # at most caps tokens, then EOS
         logits, state, att = model.decode(enc, y, state)
         logp = torch.log_softmax(logits[:, -1].float(), dim=-1)                     # (B*K, V)
-        eos_logp = logp[:, eos].clone()
+        if no_repeat_ngram:
+            logp[repeated_ngrams(history, no_repeat_ngram, logp.size(-1))] = float("-inf")
+        eos_logp = logp[:, eos].clone() if t >= min_len else torch.full_like(logp[:, eos], -1e9)
         logp[done | (caps <= t)] = float("-inf")                                     # only EOS may follow
         logp[:, eos] = torch.where(done, 0.0, eos_logp)
         V = logp.size(-1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -34,7 +35,7 @@ class RichProgress:
             for h in self.headers[: len(samples[0])]:
                 table.add_column(h, overflow="fold")
             for row in samples:
-                table.add_row(*[str(x) for x in row])
+                table.add_row(*[escape(str(x)) for x in row])     # text, never markup: '[person ...]'
             self.progress.console.print(table)
 
     def on_end(self, state) -> None:

@@ -1,4 +1,5 @@
-"""Tokenizers: SentencePiece subwords, Unicode characters, words (with their characters) for tagging.
+"""Tokenizers: SentencePiece subwords, Unicode characters, words (with their characters) for tagging, and a
+word vocabulary with per-document extensions for copying (pointer-generator summarisation).
 
 Every tokenizer turns into a plain dict (`to_state`) and back (`tokenizer_from_state`), holding only strings,
 numbers and a uint8 tensor, so it travels inside a checkpoint and a checkpoint alone can encode and decode.
@@ -7,6 +8,7 @@ Ids 0..3 are always <pad>, <s>, </s>, <unk>.
 from __future__ import annotations
 
 import io
+import re
 import unicodedata
 from collections import Counter
 from typing import Iterable, Iterator
@@ -162,6 +164,66 @@ class WordTokenizer:
         return {"kind": self.kind, "itos": self.itos[len(SPECIALS):], "chars": self.chars.itos[len(SPECIALS):]}
 
 
+class VocabTokenizer:
+    """Lowercased words and punctuation with a frequency-capped vocabulary (See et al. 2017).
+
+    `encode_extended(words)` also numbers each document's out-of-vocabulary words from `vocab_size` upwards,
+    so a pointer-generator can copy a word it cannot generate and `decode(ids, oovs)` can spell it.
+    """
+
+    kind = "vocab"
+    PATTERN = re.compile(r"\w+(?:[-'.@/:]\w+)*|[^\w\s]")
+
+    def __init__(self, words: list[str]):
+        self.itos = SPECIALS + [w for w in words if w not in SPECIALS]
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+
+    @classmethod
+    def words(cls, text: str) -> list[str]:
+        return cls.PATTERN.findall(text.lower())
+
+    @classmethod
+    def train(cls, texts: Iterable[str], max_size: int = 20000, min_count: int = 2) -> "VocabTokenizer":
+        counts = Counter()
+        for text in texts:
+            counts.update(cls.words(text))
+        if not counts:
+            raise TokenizerError("cannot build a word vocabulary from empty input")
+        kept = [w for w, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if n >= min_count]
+        return cls(kept[: max_size - len(SPECIALS)])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def encode(self, words: list[str]) -> list[int]:
+        return [self.stoi.get(w, UNK) for w in words]
+
+    def encode_extended(self, words: list[str], oovs: list[str] | None = None) -> tuple[list[int], list[str]]:
+        """Ids where each out-of-vocabulary word gets vocab_size + its index in `oovs` (extended in place)."""
+        oovs = [] if oovs is None else oovs
+        ids = []
+        for w in words:
+            i = self.stoi.get(w)
+            if i is None:
+                if w not in oovs:
+                    oovs.append(w)
+                i = self.vocab_size + oovs.index(w)
+            ids.append(i)
+        return ids, oovs
+
+    def decode_words(self, ids: list[int], oovs: list[str] = ()) -> list[str]:
+        v = self.vocab_size
+        return [self.itos[i] if i < v else oovs[i - v] for i in ids if i >= len(SPECIALS) or i == UNK]
+
+    def decode(self, ids: list[int], oovs: list[str] = ()) -> str:
+        text = " ".join(self.decode_words(ids, oovs))
+        return re.sub(r" ([.,:;!?)\]}%])|([(\[{$]) ", lambda m: m.group(1) or m.group(2), text)
+
+    def to_state(self) -> dict:
+        return {"kind": self.kind, "itos": self.itos[len(SPECIALS):]}
+
+
 def tokenizer_from_state(state: dict):
     """Rebuild a tokenizer from `to_state()` output."""
     kind = state.get("kind")
@@ -169,6 +231,8 @@ def tokenizer_from_state(state: dict):
         return SentencePieceTokenizer(state["model"].numpy().tobytes())
     if kind == "char":
         return CharTokenizer(list(state["itos"]))
+    if kind == "vocab":
+        return VocabTokenizer(list(state["itos"]))
     if kind == "word":
         return WordTokenizer(list(state["itos"]), list(state["chars"]))
     raise TokenizerError(f"unknown tokenizer kind '{kind}'")

@@ -10,7 +10,10 @@ import torch
 from torch import Tensor, nn
 
 from nmt.config import CharLMConfig
+from nmt.models.cells import gru_step, lstm_step, rnn_step
 from nmt.models.rnn import Recurrent
+
+STEPS = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}
 
 
 class CharLM(nn.Module):
@@ -48,3 +51,49 @@ class CharLM(nn.Module):
         if isinstance(state, tuple):
             return tuple(s[:, index] for s in state)
         return state[:, index]
+
+
+class Stepper:
+    """Sampling one character at a time without module dispatch.
+
+    The first layer's input product W_ih e(x) + b_ih is a lookup in a (V, G*H) table computed once; each step is
+    then one matrix-vector product per weight matrix, so its cost is reading the weights once. State: a list of
+    L per-layer states (B, H) (LSTM: (a, c) pairs).
+    """
+
+    def __init__(self, model: CharLM):
+        c, rnn = model.config, model.rnn.rnn
+        if c.rnn.bidirectional:
+            raise ValueError("a bidirectional model cannot generate")
+
+        def weight(name: str) -> Tensor:
+            return getattr(rnn, name + "_raw", None) if hasattr(rnn, name + "_raw") else getattr(rnn, name)
+
+        self.step = STEPS[c.rnn.cell]
+        self.layers = [tuple(weight(f"{k}_l{layer}").detach() for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                       for layer in range(c.rnn.num_layers)]
+        w_ih0, _, b_ih0, _ = self.layers[0]
+        self.table = model.embed.weight.detach() @ w_ih0.T + b_ih0                       # (V, G*H)
+        out_w = model.output.weight.detach()
+        out_b = model.output.bias.detach()
+        if model.proj is not None:     # fold the tied projection into the output layer: (V, E) @ (E, H)
+            out_b = out_b + out_w @ model.proj.bias.detach()
+            out_w = out_w @ model.proj.weight.detach()
+        self.out_w, self.out_b = out_w, out_b                                             # (V, H), (V,)
+
+    @staticmethod
+    def split(state) -> list:
+        """nn.LSTM/GRU state (L, B, H) (or a pair) -> per-layer states."""
+        if isinstance(state, tuple):
+            return list(zip(state[0].unbind(0), state[1].unbind(0)))
+        return list(state.unbind(0))
+
+    def __call__(self, token: Tensor, layers: list) -> Tensor:
+        """token (B,) -> logits (B, V); `layers` is updated in place."""
+        x = self.table[token]                                                             # (B, G*H)
+        for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
+            if k:
+                x = torch.addmm(b_ih, h, w_ih.T)
+            layers[k] = self.step(x, layers[k], w_hh, b_hh)
+            h = layers[k][0] if isinstance(layers[k], tuple) else layers[k]
+        return torch.addmm(self.out_b, h, self.out_w.T)

@@ -1,0 +1,116 @@
+"""Sequence tagger: the course's many-to-many shape with equal lengths (one tag per word).
+
+word embedding + character features (char CNN or char BiLSTM) + casing embedding
+-> dropout -> BiLSTM/BiGRU -> dropout -> linear emissions -> CRF (or a per-word softmax).
+Shapes: B sentences, S words, W characters per word, K tags.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nmt.config import RNNConfig, TaggerConfig
+from nmt.models.crf import CRF, iob2_constraints
+from nmt.models.rnn import Recurrent
+
+# casing classes of a word (0 is padding)
+CASINGS = ("<pad>", "numeric", "mainly_numeric", "lower", "upper", "initial_upper", "has_digit", "other")
+
+
+def casing(word: str) -> int:
+    """The casing class of a word, an index into CASINGS."""
+    digits = sum(c.isdigit() for c in word)
+    if word.isdigit():
+        return 1
+    if digits / max(1, len(word)) > 0.5:
+        return 2
+    if word.islower():
+        return 3
+    if word.isupper():
+        return 4
+    if word[:1].isupper():
+        return 5
+    return 6 if digits else 7
+
+
+class CharCNN(nn.Module):
+    """Max-pooled convolution over each word's characters (Ma & Hovy 2016)."""
+
+    def __init__(self, vocab: int, embed: int, filters: int, width: int = 3):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed, padding_idx=0)
+        self.conv = nn.Conv1d(embed, filters, width, padding=width // 2)
+        self.output_size = filters
+
+    def forward(self, chars: Tensor) -> Tensor:
+        """chars (B, S, W) -> (B, S, F)."""
+        b, s, w = chars.shape
+        x = self.embed(chars.view(b * s, w)).transpose(1, 2)                        # (B*S, C, W)
+        h = self.conv(x).masked_fill((chars.view(b * s, 1, w) == 0), float("-inf"))  # (B*S, F, W)
+        h = h.max(dim=2).values                                                     # (B*S, F)
+        return h.masked_fill(torch.isinf(h), 0.0).view(b, s, -1)                    # empty (padding) words -> 0
+
+
+class CharLSTM(nn.Module):
+    """Final states of a character BiLSTM over each word (Lample et al. 2016)."""
+
+    def __init__(self, vocab: int, embed: int, hidden: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed, padding_idx=0)
+        self.rnn = Recurrent(RNNConfig(cell="lstm", hidden_size=hidden, bidirectional=True), embed)
+        self.output_size = 2 * hidden
+
+    def forward(self, chars: Tensor) -> Tensor:
+        """chars (B, S, W) -> (B, S, 2*Hc)."""
+        b, s, w = chars.shape
+        flat = chars.view(b * s, w)
+        lengths = (flat != 0).sum(1)                                                # (B*S,)
+        out = flat.new_zeros(b * s, self.output_size, dtype=torch.float)
+        real = lengths > 0
+        if real.any():
+            _, (h, _) = self.rnn(self.embed(flat[real]), lengths[real])             # h: (2, N, Hc)
+            out = out.to(h.dtype)
+            out[real] = torch.cat([h[0], h[1]], dim=1)
+        return out.view(b, s, -1)
+
+
+class Tagger(nn.Module):
+    def __init__(self, config: TaggerConfig, tags: list[str]):
+        super().__init__()
+        self.config = c = config
+        self.tags = list(tags)
+        self.word_embed = nn.Embedding(c.word_vocab_size, c.word_embed, padding_idx=0)
+        self.chars = {"cnn": lambda: CharCNN(c.char_vocab_size, c.char_embed, c.char_hidden),
+                      "lstm": lambda: CharLSTM(c.char_vocab_size, c.char_embed, c.char_hidden),
+                      "none": lambda: None}[c.char_features]()
+        self.casing_embed = nn.Embedding(len(CASINGS), c.casing_embed, padding_idx=0) if c.casing_embed else None
+        size = c.word_embed + (self.chars.output_size if self.chars else 0) + c.casing_embed
+        self.encoder = Recurrent(c.rnn, size)
+        self.dropout = nn.Dropout(c.dropout)
+        self.emissions = nn.Linear(self.encoder.output_size, c.num_tags)
+        constraints = iob2_constraints(self.tags) if c.constrain else None
+        self.crf = CRF(c.num_tags, constraints) if c.output == "crf" else None
+
+    def forward(self, words: Tensor, chars: Tensor, casings: Tensor, lengths: Tensor) -> Tensor:
+        """words (B, S), chars (B, S, W), casings (B, S), lengths (B,) -> emission scores (B, S, K)."""
+        parts = [self.word_embed(words)]                                            # (B, S, Ew)
+        if self.chars is not None:
+            parts.append(self.chars(chars))                                         # (B, S, F)
+        if self.casing_embed is not None:
+            parts.append(self.casing_embed(casings))                                # (B, S, Ec)
+        h, _ = self.encoder(self.dropout(torch.cat(parts, dim=-1)), lengths)        # (B, S, 2H)
+        return self.emissions(self.dropout(h))                                      # (B, S, K)
+
+    def loss(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+        """Mean negative log-likelihood per word: CRF over whole sentences, or cross-entropy per word."""
+        words = mask.sum()
+        if self.crf is not None:
+            return self.crf.nll(emissions.float(), tags, mask).sum() / words
+        return F.cross_entropy(emissions[mask].float(), tags[mask])
+
+    def decode(self, emissions: Tensor, mask: Tensor) -> Tensor:
+        """Best tags (B, S), zero past each sentence's end."""
+        if self.crf is not None:
+            return self.crf.decode(emissions.float(), mask)
+        return emissions.argmax(-1) * mask

@@ -1,0 +1,306 @@
+"""Named-entity tagging: tagging schemes, batches, the training task, inference, spans and seqeval scores.
+
+Tags are kept in IOB2 inside the project (every entity starts with B-); files in IOB1 or IOBES are converted on
+reading. Entity F1 is seqeval's strict IOB2 mode: a predicted entity counts only with exact boundaries and type.
+"""
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from nmt import checkpoint as ckpt_io
+from nmt.config import OptimConfig, TagDataConfig, TaggerConfig, TrainConfig, from_dict, to_dict
+from nmt.data import DataError, bucket_batches, pad
+from nmt.models.tagger import Tagger, casing
+from nmt.tokenizers import UNK, WordTokenizer, tokenizer_from_state
+from nmt.training import Validation
+
+TASK = "tag"
+TAG_PATTERN = re.compile(r"^(O|[BIES]-\S+)$")
+
+
+@dataclass
+class TagSetup:
+    model: TaggerConfig = field(default_factory=TaggerConfig)
+    data: TagDataConfig = field(default_factory=TagDataConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        batch_tokens=0, batch_size=32, label_smoothing=0.0, eval_every=400, patience=8, max_epochs=60,
+        max_len=0, optim=OptimConfig(lr=2e-3, clip_norm=5.0, schedule="plateau", plateau_patience=2)))
+
+
+# --- tagging schemes ----------------------------------------------------------------------------------------
+
+def check_tags(sentences: list[tuple[list[str], list[str]]], source: str) -> None:
+    """Every tag must be O or PREFIX-TYPE with prefix B, I, E or S; name the first bad one."""
+    for n, (_, tags) in enumerate(sentences, 1):
+        for tag in tags:
+            if not TAG_PATTERN.match(tag):
+                raise DataError(f"{source}: sentence {n} has tag '{tag}', which is not O or B-/I-/E-/S-TYPE")
+
+
+def detect_scheme(sentences: list[tuple[list[str], list[str]]]) -> str:
+    """iobes when E-/S- tags occur; iob1 when an entity starts with I-; else iob2."""
+    prefixes = {t[:2] for _, tags in sentences for t in tags}
+    if prefixes & {"E-", "S-"}:
+        return "iobes"
+    for _, tags in sentences:
+        prev = "O"
+        for tag in tags:
+            if tag.startswith("I-") and prev[2:] != tag[2:]:
+                return "iob1"
+            prev = tag
+    return "iob2"
+
+
+def to_iob2(tags: list[str], scheme: str) -> list[str]:
+    """Convert one sentence's tags from iob1 / iobes (or iob2, unchanged) to IOB2."""
+    if scheme not in ("iob1", "iob2", "iobes"):
+        raise DataError(f"unknown tagging scheme '{scheme}' (expected auto, iob1, iob2 or iobes)")
+    out, prev = [], "O"
+    for tag in tags:
+        prefix, kind = tag[:2], tag[2:]
+        if scheme == "iobes" and prefix in ("S-", "E-"):
+            tag = ("B-" if prefix == "S-" else "I-") + kind
+        elif scheme == "iob1" and prefix == "I-" and prev[2:] != kind:     # IOB1 starts entities with I-
+            tag = "B-" + kind
+        out.append(tag)
+        prev = tag
+    return out
+
+
+def normalise_scheme(sentences, scheme: str = "auto"):
+    """Sentences with their tags converted to IOB2."""
+    scheme = detect_scheme(sentences) if scheme == "auto" else scheme
+    return [(words, to_iob2(tags, scheme)) for words, tags in sentences]
+
+
+def spans(tags: list[str]) -> list[tuple[str, int, int]]:
+    """Entities of an IOB2 sentence as (type, first word, last word + 1)."""
+    found, start, kind = [], None, None
+    for i, tag in enumerate(tags + ["O"]):
+        if start is not None and not (tag.startswith("I-") and tag[2:] == kind):
+            found.append((kind, start, i))
+            start = None
+        if tag.startswith("B-") or (tag.startswith("I-") and start is None):
+            start, kind = i, tag[2:]
+    return found
+
+
+def read_tagged(path: str | Path, tag_column: int = -1, scheme: str = "auto"):
+    """A CoNLL column file as IOB2 sentences [(words, tags)], tags checked and converted."""
+    from nmt.data import read_conll
+    sentences = read_conll(path, tag_column)
+    check_tags(sentences, str(path))
+    return normalise_scheme(sentences, scheme)
+
+
+# --- words to tensors ---------------------------------------------------------------------------------------
+
+TOKEN = re.compile(r"(?:[A-Za-z]\.){2,}|\d+(?:[.,:/]\d+)*|\w+(?:[-'’]\w+)*|[^\w\s]")
+
+
+def tokenize(text: str) -> list[tuple[str, int, int]]:
+    """Split a line into words and punctuation (CoNLL-like), with character offsets: [(word, start, end)]."""
+    return [(m.group(), m.start(), m.end()) for m in TOKEN.finditer(text)]
+
+
+def words_with_offsets(words: list[str]) -> list[tuple[str, int, int]]:
+    """Pre-tokenised words with offsets into their space-joined line."""
+    out, pos = [], 0
+    for w in words:
+        out.append((w, pos, pos + len(w)))
+        pos += len(w) + 1
+    return out
+
+
+@dataclass
+class TagBatch:
+    words: Tensor           # (B, S) word ids
+    chars: Tensor           # (B, S, W) character ids per word
+    casings: Tensor         # (B, S) casing classes
+    lengths: Tensor         # (B,)
+    tags: Tensor | None     # (B, S) tag ids, or None at inference
+    index: list[int]        # positions of the sentences in the input
+
+    @property
+    def mask(self) -> Tensor:
+        return torch.arange(self.words.size(1))[None, :] < self.lengths[:, None]   # (B, S)
+
+
+@dataclass
+class Encoded:
+    words: list[int]
+    chars: list[list[int]]
+    casings: list[int]
+    tags: list[int] | None = None
+
+
+def encode(tokenizer: WordTokenizer, words: list[str], tag_ids: dict | None = None,
+           tags: list[str] | None = None, max_word_chars: int = 30) -> Encoded:
+    ids, chars = tokenizer.encode(words)
+    chars = [c[:max_word_chars] or [UNK] for c in chars]
+    return Encoded(ids, chars, [casing(w) for w in words],
+                   [tag_ids[t] for t in tags] if tags is not None else None)
+
+
+def make_batch(items: list[Encoded], index: list[int], unk_words: Tensor | None = None,
+               word_dropout: float = 0.0, rng: random.Random | None = None) -> TagBatch:
+    """Pad sentences into a batch; in training, words seen once become <unk> with probability word_dropout."""
+    words, lengths = pad([items[i].words for i in index])
+    casings, _ = pad([items[i].casings for i in index])
+    width = max(len(c) for i in index for c in items[i].chars)
+    chars = torch.zeros(len(index), words.size(1), width, dtype=torch.long)
+    for b, i in enumerate(index):
+        for s, c in enumerate(items[i].chars):
+            chars[b, s, : len(c)] = torch.tensor(c)
+    if unk_words is not None and word_dropout > 0:
+        gen = torch.Generator().manual_seed(rng.randrange(2 ** 31) if rng else 0)
+        drop = unk_words[words] & (torch.rand(words.shape, generator=gen) < word_dropout)
+        words = words.masked_fill(drop, UNK)
+    tags = pad([items[i].tags for i in index])[0] if items[index[0]].tags is not None else None
+    return TagBatch(words, chars, casings, lengths, tags, list(index))
+
+
+# --- training -----------------------------------------------------------------------------------------------
+
+class TagTask:
+    name = TASK
+
+    def __init__(self, setup: TagSetup, tokenizer: WordTokenizer, tags: list[str], train, valid,
+                 meta: dict | None = None):
+        self.setup, self.tokenizer, self.tags, self.meta = setup, tokenizer, tags, meta or {}
+        self.tag_ids = {t: i for i, t in enumerate(tags)}
+        self.train = [encode(tokenizer, w, self.tag_ids, t) for w, t in train if w]
+        self.valid = [(w, t) for w, t in valid if w]
+        self.valid_items = [encode(tokenizer, w, self.tag_ids, t) for w, t in self.valid]
+        counts = Counter(i for item in self.train for i in item.words)
+        self.singletons = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)     # (V,) words seen once
+        self.singletons[[i for i, n in counts.items() if n == 1]] = True
+
+    def batches(self, epoch: int) -> list[TagBatch]:
+        c = self.setup.train
+        groups = bucket_batches([len(x.words) for x in self.train], c.batch_tokens, c.batch_size, True, c.seed + epoch)
+        rng = random.Random(c.seed * 1000 + epoch)
+        return [make_batch(self.train, g, self.singletons, self.setup.model.word_dropout, rng) for g in groups]
+
+    def loss(self, model: Tagger, batch: TagBatch):
+        emissions = model(batch.words, batch.chars, batch.casings, batch.lengths)   # (B, S, K)
+        loss = model.loss(emissions, batch.tags, batch.mask)
+        words = int(batch.lengths.sum())
+        return loss, {"tokens": words, "nll": float(loss.detach()) * words}
+
+    def validate(self, model: Tagger) -> Validation:
+        runner = NERTagger(model, self.tokenizer)
+        predicted = runner.tag([w for w, _ in self.valid], self.setup.data.eval_batch_size)
+        scores = entity_scores([t for _, t in self.valid], predicted)
+        samples = []
+        for words, tags in self.valid[:3]:
+            pred = runner.tag([words])[0]
+            samples.append((render_plain(words, tags), render_plain(words, pred)))
+        metrics = {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"]}
+        return Validation(metrics, scores["f1"], samples)
+
+    def make_checkpoint(self, model: Tagger) -> ckpt_io.Checkpoint:
+        return ckpt_io.Checkpoint(TASK, {"model": to_dict(model.config), "tags": list(self.tags),
+                                         "setup": to_dict(self.setup)},
+                                  model.state_dict(), tokenizers={"words": self.tokenizer.to_state()},
+                                  meta=dict(self.meta))
+
+
+def tag_vocabulary(sentences) -> list[str]:
+    """O first, then B-/I- of every type, sorted."""
+    kinds = sorted({t[2:] for _, tags in sentences for t in tags if t != "O"})
+    return ["O"] + [f"{p}-{k}" for k in kinds for p in "BI"]
+
+
+def make_setup(preset: str = "base", config_file: str | None = None, overrides: dict | None = None) -> TagSetup:
+    from nmt.config import TAG_PRESETS, build_setup
+    return build_setup(TagSetup, TAG_PRESETS, preset, config_file, overrides)
+
+
+def train(setup: TagSetup, train_sents, valid_sents, run_dir: str | Path, callbacks=(), meta: dict | None = None):
+    """Train (or resume) a tagger on IOB2 sentences [(words, tags)]; returns (state, run_dir)."""
+    from nmt.training import Trainer, load_run, set_threads
+    set_threads(setup.train.threads)
+    torch.manual_seed(setup.train.seed)
+    resumed = load_run(run_dir, TASK, TagSetup, setup)
+    if resumed:
+        setup, toks = resumed
+        tokenizer = toks["words"]
+    else:
+        tokenizer = WordTokenizer.train([w for w, _ in train_sents])
+    tags = tag_vocabulary(train_sents)
+    unseen = sorted({t for _, ts in valid_sents for t in ts} - set(tags))
+    if unseen:
+        raise DataError(f"validation tags never seen in training: {', '.join(unseen[:5])}")
+    c = setup.model
+    c.word_vocab_size, c.char_vocab_size, c.num_tags = tokenizer.vocab_size, tokenizer.chars.vocab_size, len(tags)
+    model = Tagger(c, tags)
+    task = TagTask(setup, tokenizer, tags, train_sents, valid_sents, meta)
+    trainer = Trainer(model, task, setup.train, run_dir, list(callbacks))
+    trainer.resume()
+    return trainer.fit(), Path(run_dir)
+
+
+# --- inference and scores -----------------------------------------------------------------------------------
+
+class NERTagger:
+    """Sentences of words in, IOB2 tags out, batched by length; empty sentences give empty tag lists."""
+
+    def __init__(self, model: Tagger, tokenizer: WordTokenizer):
+        self.model, self.tokenizer = model, tokenizer
+        self.tags = model.tags
+
+    @classmethod
+    def load(cls, path: str | Path) -> "NERTagger":
+        ckpt = ckpt_io.load(path, task=TASK)
+        model = Tagger(from_dict(TaggerConfig, ckpt.config["model"]), ckpt.config["tags"])
+        model.load_state_dict(ckpt_io.state_dict_float(ckpt.model))
+        runner = cls(model.eval(), tokenizer_from_state(ckpt.tokenizers["words"]))
+        runner.checkpoint = ckpt
+        return runner
+
+    @torch.inference_mode()
+    def tag(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
+        self.model.eval()
+        items = [encode(self.tokenizer, words) for words in sentences]
+        result: list[list[str]] = [[] for _ in sentences]
+        real = [i for i, words in enumerate(sentences) if words]
+        lengths = [len(sentences[i]) for i in real]
+        for group in bucket_batches(lengths, max_tokens=batch_size * 32, batch_size=batch_size, shuffle=False):
+            index = [real[g] for g in group]
+            batch = make_batch(items, index)
+            emissions = self.model(batch.words, batch.chars, batch.casings, batch.lengths)
+            best = self.model.decode(emissions, batch.mask).tolist()                # (B, S)
+            for row, i in enumerate(index):
+                result[i] = [self.tags[t] for t in best[row][: len(sentences[i])]]
+        return result
+
+
+def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """seqeval strict IOB2 precision / recall / F1 (in %), overall and per entity type."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+    pairs = [(g, p) for g, p in zip(gold, predicted) if g]
+    report = classification_report([g for g, _ in pairs], [p for _, p in pairs], mode="strict", scheme=IOB2,
+                                   output_dict=True, zero_division=0)
+    types = {k: {m: 100 * float(v[m]) for m in ("precision", "recall", "f1-score")} | {"support": int(v["support"])}
+             for k, v in report.items() if not k.endswith("avg")}
+    micro = report["micro avg"]
+    return {"precision": 100 * float(micro["precision"]), "recall": 100 * float(micro["recall"]),
+            "f1": 100 * float(micro["f1-score"]), "support": int(micro["support"]), "types": types}
+
+
+def render_plain(words: list[str], tags: list[str]) -> str:
+    """'[PER Angela Merkel] met [LOC Paris] .': entities in brackets with their type."""
+    out, i = [], 0
+    for kind, start, end in spans(tags):
+        out += words[i:start] + [f"[{kind} " + " ".join(words[start:end]) + "]"]
+        i = end
+    return " ".join(out + words[i:])
