@@ -886,5 +886,114 @@ def evaluate_summarize(
     out.print(table)
 
 
+# --- looking inside: gradient flow, learning curves ----------------------------------------------------------
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], low: float, high: float) -> str:
+    """Log-scale sparkline between 10**low and 10**high."""
+    import math
+    cells = []
+    for v in values:
+        x = (math.log10(max(v, 1e-300)) - low) / max(high - low, 1e-9)
+        cells.append(SPARK[min(len(SPARK) - 1, max(0, int(x * len(SPARK))))])
+    return "".join(cells)
+
+
+@app.command()
+@friendly
+def gradients(
+    cell: Annotated[str, typer.Option(help="rnn | lstm | gru")] = "rnn",
+    length: Annotated[int, typer.Option("--length", "-T", help="Sequence length T.")] = 100,
+    compare: Annotated[bool, typer.Option("--compare", help="Overlay rnn, lstm and gru.")] = False,
+    hidden: Annotated[int, typer.Option(help="Hidden units H.")] = 64,
+    radius: Annotated[float, typer.Option(help="Rescale recurrent weights to this spectral radius (0: keep).")] = 0.0,
+    gate_bias: Annotated[float, typer.Option("--gate-bias", help="Added to LSTM forget / GRU update gate biases.")] = 1.0,
+    input_scale: Annotated[float, typer.Option("--input-scale", help="Size of the random inputs.")] = 1.0,
+    zero_bias: Annotated[bool, typer.Option("--zero-bias", help="Zero all biases.")] = False,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Use a trained char LM's first layer.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the weights and inputs.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the curves to a PNG.")] = None,
+    as_json: JsonOut = False,
+):
+    """Gradient flow through time: ||dL_T / da^t|| for every step t of a length-T sequence.
+
+    Example: nmt gradients --compare --length 100 --plot flow.png
+    """
+    from nmt import gradients as gf
+    if length < 2 or hidden < 1:
+        raise UserError("--length must be at least 2 and --hidden at least 1")
+    cells = ["rnn", "lstm", "gru"] if compare else [cell]
+    curves = {}
+    for name in cells:
+        config = gf.FlowConfig(cell=name, length=length, hidden=hidden, seed=seed, radius=radius,
+                               gate_bias=gate_bias, input_scale=input_scale, zero_bias=zero_bias)
+        try:
+            if checkpoint:
+                net, inputs, config = gf.cell_from_charlm(str(checkpoint), config)
+                curves[f"{config.cell} ({checkpoint.name})"] = gf.gradient_norms(net, config, inputs)
+            else:
+                curves[name] = gf.flow(config)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if as_json:
+        print(json.dumps({k: {"norms": v.tolist(), "decay_per_step": gf.decay_rate(v)} for k, v in curves.items()}))
+    else:
+        _show_flow(curves, length)
+    if plot:
+        from nmt.plots import plot_flow
+        plot_flow(curves, plot)
+        err.print(f"wrote {plot}")
+
+
+def _show_flow(curves: dict, length: int) -> None:
+    import math
+    from nmt import gradients as gf
+    distances = [d for d in (0, 5, 10, 20, 50, 100, 200, 500, 1000) if d < length]
+    table = Table("cell", *[f"T-{d}" if d else "T" for d in distances], "per step",
+                  title="||dL_T / da^t||: how much of the last step's loss reaches step t")
+    values = [float(x) for v in curves.values() for x in v if float(x) > 0]
+    low, high = (math.log10(min(values)), math.log10(max(values))) if values else (0.0, 1.0)
+    for name, norms in curves.items():
+        table.add_row(name, *[f"{float(norms[length - 1 - d]):.0e}" for d in distances],
+                      f"x{gf.decay_rate(norms):.3f}")
+    out.print(table)
+    out.print("[dim]per step: geometric factor per step back over the last 20 steps (< 1 vanishes, > 1 explodes)."
+              "\nt = 1 ... T on a log scale:[/dim]")
+    for name, norms in curves.items():
+        points = [float(norms[round(i * (length - 1) / 59)]) for i in range(60)] if length > 60 else norms.tolist()
+        out.print(f"{name:>5} {sparkline(points, low, high)}")
+
+
+@app.command()
+@friendly
+def plot(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders holding metrics.jsonl.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG file to write.")] = None,
+):
+    """Learning curves of one or more runs: training and validation loss and scores against steps and minutes.
+
+    Example: nmt plot runs/multi30k-de-en -o curves.png
+    """
+    from nmt.plots import learning_curves, read_metrics
+    metrics = {str(run): read_metrics(run) for run in runs}
+    for name, rows in metrics.items():
+        valid = [r for r in rows if r.get("type") == "valid"]
+        keys = [k for k in (valid[0] if valid else {}) if k not in ("type", "step", "epoch", "time", "best",
+                                                                    "score", "train_minutes")]
+        table = Table("step", "minutes", *keys, title=f"{name}: validation")
+        for r in valid:
+            table.add_row(str(r["step"]), f"{r.get('train_minutes', 0):.1f}", *[f"{r[k]:.4g}" for k in keys])
+        out.print(table)
+        train = [r["loss"] for r in rows if r.get("type") == "train"]
+        if train:
+            lo, hi = min(train), max(train)
+            out.print(f"training loss {hi:.3f} -> {train[-1]:.3f}  " + "".join(
+                SPARK[min(7, int((v - lo) / max(hi - lo, 1e-9) * 8))] for v in train[:: max(1, len(train) // 60)]))
+    if output:
+        learning_curves(metrics, output)
+        err.print(f"wrote {output}")
+
+
 def main() -> None:
     app()

@@ -266,7 +266,7 @@ CHARLM_PRESETS: dict[str, dict[str, Any]] = {
 # Named presets for `train summarize --preset NAME`.
 SUMMARIZE_PRESETS: dict[str, dict[str, Any]] = {
     "base": {},
-    "aeslc": {},
+    "aeslc": {"train.max_minutes": 42.0},
     "tiny": {"model.seq2seq.embed_size": 16, "model.seq2seq.encoder.hidden_size": 16,
              "model.seq2seq.decoder_hidden": 32, "data.vocab_size": 500, "train.eval_every": 20},
 }
@@ -274,8 +274,8 @@ SUMMARIZE_PRESETS: dict[str, dict[str, Any]] = {
 # Named presets for `train tag --preset NAME`.
 TAG_PRESETS: dict[str, dict[str, Any]] = {
     "base": {},
-    "conll2003": {},
-    "wnut17": {"train.eval_every": 100},
+    "conll2003": {"train.eval_every": 440, "train.max_minutes": 33.0},
+    "wnut17": {"train.eval_every": 106, "train.max_minutes": 12.0},
     "tiny": {"model.word_embed": 16, "model.char_embed": 8, "model.char_hidden": 8, "model.rnn.hidden_size": 16,
              "train.eval_every": 20},
 }

@@ -94,12 +94,15 @@ class SummaryTask:
     def loss(self, model: PointerGenerator, batch: SummaryBatch):
         logp, cov_loss = model(batch.src, batch.lengths, batch.tgt_in, batch.src_ext, batch.num_oov)  # (B, T, X)
         mask = batch.tgt_out != PAD
-        nll = -logp.gather(2, batch.tgt_out[..., None]).squeeze(2)[mask].sum()
+        tgt = batch.tgt_out
+        if not model.summary_config.pointer:    # no copying: a copyable OOV target can only be <unk>
+            tgt = tgt.masked_fill(tgt >= model.config.tgt_vocab_size, UNK)
+        nll = -logp.gather(2, tgt[..., None]).squeeze(2)[mask].sum()
         tokens = int(mask.sum())
         loss = nll / tokens
         if model.summary_config.coverage:
             loss = loss + model.summary_config.coverage_weight * cov_loss[mask].sum() / tokens
-        return loss, {"tokens": tokens, "nll": float(nll)}
+        return loss, {"tokens": tokens, "nll": float(nll.detach())}
 
     def validate(self, model: PointerGenerator) -> Validation:
         summarizer = Summarizer(model, self.tokenizer, self.setup.data)

@@ -91,6 +91,11 @@ class Tagger(nn.Module):
         self.emissions = nn.Linear(self.encoder.output_size, c.num_tags)
         constraints = iob2_constraints(self.tags) if c.constrain else None
         self.crf = CRF(c.num_tags, constraints) if c.output == "crf" else None
+        for emb in self.modules():     # uniform with variance 1/dim (Lample et al.; NCRF++), not N(0, 1)
+            if isinstance(emb, nn.Embedding):
+                bound = (3.0 / emb.embedding_dim) ** 0.5
+                nn.init.uniform_(emb.weight, -bound, bound)
+                emb.weight.data[0].zero_()
 
     def forward(self, words: Tensor, chars: Tensor, casings: Tensor, lengths: Tensor) -> Tensor:
         """words (B, S), chars (B, S, W), casings (B, S), lengths (B,) -> emission scores (B, S, K)."""

@@ -1,0 +1,98 @@
+"""Pictures as PNG files (matplotlib, headless): attention matrices, gradient flow, learning curves."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nmt.data import DataError
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: str | Path) -> None:
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise DataError(f"{path}: plots are written as PNG files (give a name ending in .png)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def plot_attention(weights, source: list[str], target: list[str], path: str | Path, title: str = "") -> None:
+    """weights (T, S): one row per output token over the source tokens, with a colour bar."""
+    plt = _pyplot()
+    t, s = len(target), len(source)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * s + 2), max(3.0, 0.4 * t + 1.5)))
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(s), source, rotation=60, ha="right")
+    ax.set_yticks(range(t), target)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
+    _save(fig, path)
+
+
+def plot_flow(curves: dict, path: str | Path) -> None:
+    """Gradient norms ||dL_T / da^t|| against distance T - t, log scale, one line per curve."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, norms in curves.items():
+        values = [float(v) for v in norms]
+        distance = list(range(len(values) - 1, -1, -1))
+        ax.semilogy(distance, [max(v, 1e-300) for v in values], label=name)
+    ax.set_xlabel("steps back from the last (T - t)")
+    ax.set_ylabel("||dL_T / da^t||")
+    ax.set_title("gradient flow through time")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def read_metrics(run: str | Path) -> list[dict]:
+    """The JSON lines of a run folder's metrics.jsonl."""
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        raise DataError(f"{run}: no metrics.jsonl (not a run folder)")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise DataError(f"{path}: line {n} is not valid JSON") from None
+    return rows
+
+
+def learning_curves(metrics: dict[str, list[dict]], path: str | Path) -> None:
+    """Training and validation loss, and the validation score, against steps and training minutes."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    for name, rows in metrics.items():
+        train = [r for r in rows if r.get("type") == "train"]
+        valid = [r for r in rows if r.get("type") == "valid"]
+        label = Path(name).name
+        axes[0][0].plot([r["step"] for r in train], [r["loss"] for r in train], label=f"{label} train")
+        loss_key = next((k for k in ("valid_loss", "valid_ppl") if valid and k in valid[0]), None)
+        if loss_key:
+            axes[0][0].plot([r["step"] for r in valid], [r[loss_key] for r in valid], "o-", label=f"{label} {loss_key}")
+            axes[0][1].plot([r["train_minutes"] for r in valid], [r[loss_key] for r in valid], "o-", label=label)
+        if valid and "score" in valid[0]:
+            axes[1][0].plot([r["step"] for r in valid], [r["score"] for r in valid], "o-", label=label)
+            axes[1][1].plot([r["train_minutes"] for r in valid], [r["score"] for r in valid], "o-", label=label)
+    titles = [["loss against steps", "validation loss against minutes"],
+              ["validation score (BLEU / F1 / ROUGE-1 / -loss) against steps", "validation score against minutes"]]
+    for i in range(2):
+        for j in range(2):
+            axes[i][j].set_title(titles[i][j], fontsize=10)
+            axes[i][j].set_xlabel("step" if j == 0 else "training minutes")
+            axes[i][j].grid(True, alpha=0.3)
+            if axes[i][j].lines:
+                axes[i][j].legend(fontsize=8)
+    _save(fig, path)
