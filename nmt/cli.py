@@ -129,6 +129,10 @@ def translate(
     n_best: Annotated[int, typer.Option("--n-best", help="Print the N best translations of each line.")] = 1,
     length_penalty: Annotated[float, typer.Option("--length-penalty", help="GNMT alpha; 0 disables.")] = 1.0,
     max_len_ratio: Annotated[float, typer.Option("--max-len-ratio", help="Output cap: ratio * source length + 10.")] = 2.0,
+    show_attention: Annotated[bool, typer.Option("--show-attention", help="Draw each attention matrix "
+                                                 "in the terminal.")] = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the attention matrix of the first "
+                                                 "sentence to a PNG (several sentences: NAME-2.png, ...).")] = None,
     as_json: JsonOut = False,
 ):
     """Translate sentences: one output line per input line, in order, blank lines kept.
@@ -146,7 +150,12 @@ def translate(
         raise UserError("empty input: nothing to translate")
     translator = Translator.load(model)
     decode = DecodeConfig(beam=beam, n_best=n_best, length_penalty=length_penalty, max_len_ratio=max_len_ratio)
-    results = translator.translate_hyps(lines, decode)
+    want_attention = show_attention or plot is not None
+    results = translator.translate_hyps(lines, decode, keep_attention=want_attention)
+    if want_attention:
+        _attention_views(translator, lines, results, show_attention, plot)
+        if show_attention:
+            return
     if translator.truncated:
         err.print(f"[yellow]warning:[/yellow] {translator.truncated} line(s) longer than "
                   f"{translator.max_src_tokens} subwords were truncated")
@@ -167,6 +176,41 @@ def translate(
             print(d[0][0] if d else "")
         else:
             print("\n".join(f"{t}\t{sc:.4f}" for t, sc in d) if d else "")
+
+
+def _attention_views(translator, lines: list[str], results, show: bool, plot: Path | None) -> None:
+    """Rich shaded matrices and/or PNG files of the best hypothesis's attention, one per non-empty line."""
+    from nmt.plots import plot_attention
+    count = 0
+    for line, hyps in zip(lines, results):
+        if not hyps:
+            continue
+        hyp = hyps[0]
+        source = translator.src_tok.pieces(line)[: translator.max_src_tokens]
+        target = [translator.tgt_tok.id_to_piece(i) for i in hyp.tokens] + ["</s>"]
+        weights = hyp.attention[:, : len(source)].float()                               # (T, S)
+        if show:
+            _show_attention(weights, source, target, translator.tgt_tok.decode(hyp.tokens))
+        if plot is not None:
+            count += 1
+            path = plot if count == 1 else plot.with_name(f"{plot.stem}-{count}{plot.suffix}")
+            plot_attention(weights.numpy(), source, target, path, title=translator.tgt_tok.decode(hyp.tokens))
+            err.print(f"wrote {path}")
+
+
+def _show_attention(weights, source: list[str], target: list[str], translation: str) -> None:
+    """One row per output token, one shaded cell per source token (darker = more attention)."""
+    table = Table(title=escape(translation), show_lines=False, pad_edge=False, box=None)
+    table.add_column("")
+    for piece in source:
+        table.add_column(escape(piece), justify="center", no_wrap=True)
+    for row, piece in zip(weights.tolist(), target):
+        cells = []
+        for w in row:
+            level = int(round(w * 255))
+            cells.append(f"[on rgb({255 - level},{255 - level // 2},255)]{w:4.2f}[/]" if w >= 0.005 else "")
+        table.add_row(escape(piece), *cells)
+    out.print(table)
 
 
 # --- train translate ------------------------------------------------------------------------------------------
