@@ -1039,5 +1039,44 @@ def plot(
         err.print(f"wrote {output}")
 
 
+@train_app.command("copy")
+@friendly
+def train_copy(
+    cells: Annotated[str, typer.Option(help="Comma-separated cells.")] = "rnn,lstm,gru",
+    lengths: Annotated[str, typer.Option(help="Comma-separated distances T to remember over.")] = "5,10,20,40",
+    steps: Annotated[int, typer.Option(help="Adam updates per (cell, T).")] = 400,
+    hidden: Annotated[int, typer.Option(help="Hidden units.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    as_json: JsonOut = False,
+):
+    """The copy-memory task: remember a symbol seen T steps earlier; accuracy of each cell against T.
+
+    Example: nmt train copy --cells rnn,lstm,gru --lengths 5,10,20,40
+    """
+    from nmt.copytask import CopyConfig, train_and_score
+    try:
+        names = [c.strip() for c in cells.split(",") if c.strip()]
+        distances = [int(t) for t in lengths.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"--lengths must be comma-separated integers, got '{lengths}'") from None
+    if not names or not distances or min(distances) < 2 or steps < 1:
+        raise UserError("need at least one cell, lengths >= 2 and --steps >= 1")
+    results = []
+    for name in names:
+        for t in distances:
+            try:
+                results.append(train_and_score(CopyConfig(cell=name, length=t, steps=steps, hidden=hidden, seed=seed)))
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+    if as_json:
+        print(json.dumps(results))
+        return
+    table = Table("cell", *[f"T={t}" for t in distances],
+                  title=f"copy-memory accuracy after {steps} updates (chance {results[0]['chance']:.3f})")
+    for name in names:
+        table.add_row(name, *[f"{r['accuracy']:.3f}" for r in results if r["cell"] == name])
+    out.print(table)
+
+
 def main() -> None:
     app()

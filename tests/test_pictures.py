@@ -151,3 +151,25 @@ def test_attention_rows_sum_to_one_and_cli_draws_them(beam, tmp_path):
                                  str(tmp_path / "a.png"), "Ein Mann fährt Fahrrad."])
     assert result.exit_code == 0, result.output
     assert "▁Mann" in result.stdout and png_size(tmp_path / "a.png")[0] > 200
+
+
+# --- the copy-memory task ---------------------------------------------------------------------------------------
+
+def test_copy_task_batches_hide_the_symbol_at_the_start():
+    from nmt.copytask import CopyConfig, make_batch
+    config = CopyConfig(length=7, symbols=4, batch=32)
+    x, y = make_batch(config, torch.Generator().manual_seed(0))
+    assert x.shape == (32, 7) and torch.equal(x[:, 0], y + 1)
+    assert bool((x[:, 1:] > 4).all())                        # noise never looks like a symbol
+
+
+def test_copy_task_short_distance_is_learned_and_cli_reports_a_table():
+    from nmt.copytask import CopyConfig, train_and_score
+    result = train_and_score(CopyConfig(cell="gru", length=4, steps=150, hidden=32))
+    assert result["accuracy"] > 0.9 > result["chance"]
+    cli = runner.invoke(app, ["train", "copy", "--cells", "rnn,lstm", "--lengths", "3", "--steps", "5",
+                              "--hidden", "8", "--json"])
+    assert cli.exit_code == 0, cli.output
+    assert [r["cell"] for r in json.loads(cli.stdout)] == ["rnn", "lstm"]
+    bad = runner.invoke(app, ["train", "copy", "--lengths", "x"])
+    assert bad.exit_code == 1 and "integers" in bad.output
