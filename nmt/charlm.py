@@ -153,19 +153,10 @@ def make_setup(preset: str = "base", config_file: str | None = None, overrides: 
 def train(setup: CharLMSetup, text: str, run_dir: str | Path, callbacks=(), meta: dict | None = None,
           valid_text: str | None = None):
     """Train (or resume) on `text` (split 90/10 unless valid_text is given); returns (state, run_dir)."""
-    from nmt.training import Trainer, load_run, set_threads
-    set_threads(setup.train.threads)
-    torch.manual_seed(setup.train.seed)      # same seed, same initial weights
+    from nmt.training import fit_run, start_run
     train_text, valid = (text, valid_text) if valid_text is not None else split_text(text)
-    resumed = load_run(run_dir, TASK, CharLMSetup, setup)
-    if resumed:
-        setup, toks = resumed
-        tokenizer = toks["chars"]
-    else:
-        tokenizer = CharTokenizer.train([train_text])
+    setup, toks = start_run(setup, run_dir, TASK, CharLMSetup)
+    tokenizer = toks["chars"] if toks else CharTokenizer.train([train_text])
     setup.model.vocab_size = tokenizer.vocab_size
-    model = CharLM(setup.model)
     task = CharLMTask(setup, tokenizer, train_text, valid, meta)
-    trainer = Trainer(model, task, setup.train, run_dir, list(callbacks))
-    trainer.resume()
-    return trainer.fit(), Path(run_dir)
+    return fit_run(CharLM(setup.model), task, setup.train, run_dir, callbacks)

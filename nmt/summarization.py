@@ -196,24 +196,14 @@ def make_setup(preset: str = "base", config_file: str | None = None, overrides: 
 
 def train(setup: SummarySetup, train_pairs, valid, run_dir: str | Path, callbacks=(), meta: dict | None = None):
     """Train (or resume) on [(document, summary)], early stopping on ROUGE-1 against valid [(document, refs)]."""
-    from nmt.training import Trainer, load_run, set_threads
-    set_threads(setup.train.threads)
-    torch.manual_seed(setup.train.seed)
-    resumed = load_run(run_dir, TASK, SummarySetup, setup)
-    if resumed:
-        setup, toks = resumed
-        tokenizer = toks["words"]
-    else:
-        tokenizer = VocabTokenizer.train((t for pair in train_pairs for t in pair), setup.data.vocab_size,
-                                         setup.data.min_count)
+    from nmt.training import fit_run, start_run
+    setup, toks = start_run(setup, run_dir, TASK, SummarySetup)
+    tokenizer = toks["words"] if toks else VocabTokenizer.train((t for pair in train_pairs for t in pair),
+                                                                setup.data.vocab_size, setup.data.min_count)
     c = setup.model.seq2seq
     c.src_vocab_size = c.tgt_vocab_size = tokenizer.vocab_size
-    model = PointerGenerator(setup.model)
     task = SummaryTask(setup, tokenizer, train_pairs, valid, meta)
-    trainer = Trainer(model, task, setup.train, run_dir, list(callbacks))
-    trainer.resume()
-    return trainer.fit(), Path(run_dir)
-
+    return fit_run(PointerGenerator(setup.model), task, setup.train, run_dir, callbacks)
 
 def read_pairs(corpus: str | None = None, split: str = "train", data_dir=None, jsonl: str | Path | None = None,
                src_field: str = "email_body", tgt_fields: tuple[str, ...] = ("subject_line",),

@@ -226,26 +226,17 @@ def make_setup(preset: str = "base", config_file: str | None = None, overrides: 
 
 def train(setup: TagSetup, train_sents, valid_sents, run_dir: str | Path, callbacks=(), meta: dict | None = None):
     """Train (or resume) a tagger on IOB2 sentences [(words, tags)]; returns (state, run_dir)."""
-    from nmt.training import Trainer, load_run, set_threads
-    set_threads(setup.train.threads)
-    torch.manual_seed(setup.train.seed)
-    resumed = load_run(run_dir, TASK, TagSetup, setup)
-    if resumed:
-        setup, toks = resumed
-        tokenizer = toks["words"]
-    else:
-        tokenizer = WordTokenizer.train([w for w, _ in train_sents])
+    from nmt.training import fit_run, start_run
+    setup, toks = start_run(setup, run_dir, TASK, TagSetup)
+    tokenizer = toks["words"] if toks else WordTokenizer.train([w for w, _ in train_sents])
     tags = tag_vocabulary(train_sents)
     unseen = sorted({t for _, ts in valid_sents for t in ts} - set(tags))
     if unseen:
         raise DataError(f"validation tags never seen in training: {', '.join(unseen[:5])}")
     c = setup.model
     c.word_vocab_size, c.char_vocab_size, c.num_tags = tokenizer.vocab_size, tokenizer.chars.vocab_size, len(tags)
-    model = Tagger(c, tags)
     task = TagTask(setup, tokenizer, tags, train_sents, valid_sents, meta)
-    trainer = Trainer(model, task, setup.train, run_dir, list(callbacks))
-    trainer.resume()
-    return trainer.fit(), Path(run_dir)
+    return fit_run(Tagger(c, tags), task, setup.train, run_dir, callbacks)
 
 
 # --- inference and scores -----------------------------------------------------------------------------------

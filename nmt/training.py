@@ -220,6 +220,21 @@ def _as_tuple(value):
     return value
 
 
+def start_run(setup, run_dir: str | Path, task: str, setup_cls):
+    """Threads and seed for a run, then `load_run`: (the run's setup, its tokenizers) or (setup, None) if new."""
+    set_threads(setup.train.threads)
+    torch.manual_seed(setup.train.seed)      # same seed, same initial weights
+    resumed = load_run(run_dir, task, setup_cls, setup)
+    return resumed if resumed else (setup, None)
+
+
+def fit_run(model: nn.Module, task: Task, config: TrainConfig, run_dir: str | Path, callbacks=()):
+    """Train (resuming from run_dir/last.pt when it exists) -> (final state, run_dir)."""
+    trainer = Trainer(model, task, config, run_dir, list(callbacks))
+    trainer.resume()
+    return trainer.fit(), Path(run_dir)
+
+
 def load_run(run_dir: str | Path, task: str, setup_cls, new_setup):
     """For a run folder holding last.pt: the run's own setup (with the new run limits) and tokenizers.
 

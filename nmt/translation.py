@@ -169,17 +169,9 @@ def make_setup(preset: str = "base", config_file: str | None = None,
 def train(setup: TranslationSetup, train_pairs, valid_pairs, run_dir: str | Path, callbacks=(),
           meta: dict | None = None):
     """Train (or resume, when run_dir holds last.pt) and return (trainer state, run_dir)."""
-    from nmt.training import Trainer, load_run, set_threads
-    set_threads(setup.train.threads)
-    torch.manual_seed(setup.train.seed)      # same seed, same initial weights
-    run_dir = Path(run_dir)
-    resumed = load_run(run_dir, TASK, TranslationSetup, setup)
-    if resumed:
-        setup, toks = resumed
-    else:
-        toks = train_tokenizers(train_pairs, setup.tokenizer)
+    from nmt.training import fit_run, start_run
+    setup, toks = start_run(setup, run_dir, TASK, TranslationSetup)
+    toks = toks or train_tokenizers(train_pairs, setup.tokenizer)
     model = build_model(setup, toks)
     task = TranslationTask(setup, toks, train_pairs, valid_pairs, meta)
-    trainer = Trainer(model, task, setup.train, run_dir, list(callbacks))
-    trainer.resume()
-    return trainer.fit(), run_dir
+    return fit_run(model, task, setup.train, run_dir, callbacks)
