@@ -266,7 +266,7 @@ CHARLM_PRESETS: dict[str, dict[str, Any]] = {
 # Named presets for `train summarize --preset NAME`.
 SUMMARIZE_PRESETS: dict[str, dict[str, Any]] = {
     "base": {},
-    "aeslc": {"train.max_minutes": 42.0},
+    "aeslc": {"data.max_src_len": 120, "train.max_minutes": 42.0},
     "tiny": {"model.seq2seq.embed_size": 16, "model.seq2seq.encoder.hidden_size": 16,
              "model.seq2seq.decoder_hidden": 32, "data.vocab_size": 500, "train.eval_every": 20},
 }
