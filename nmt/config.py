@@ -89,7 +89,7 @@ class SummaryDataConfig:
 @dataclass
 class SummaryDecodeConfig:
     beam: int = 4
-    min_len: int = 2              # words before </s> may end the summary
+    min_len: int = 4              # words before </s> may end the summary (tuned on AESLC dev)
     max_len: int = 15
     length_penalty: float = 1.0
     no_repeat_ngram: int = 3      # block any repeated n-gram (0: off)

@@ -155,10 +155,10 @@ def make_batch(items: list[Encoded], index: list[int], unk_words: Tensor | None 
     words, lengths = pad([items[i].words for i in index])
     casings, _ = pad([items[i].casings for i in index])
     width = max(len(c) for i in index for c in items[i].chars)
-    chars = torch.zeros(len(index), words.size(1), width, dtype=torch.long)
-    for b, i in enumerate(index):
-        for s, c in enumerate(items[i].chars):
-            chars[b, s, : len(c)] = torch.tensor(c)
+    empty = [0] * width
+    rows = [[c + empty[len(c):] for c in items[i].chars] + [empty] * (words.size(1) - len(items[i].chars))
+            for i in index]
+    chars = torch.tensor(rows, dtype=torch.long)                                      # (B, S, W), one copy
     if unk_words is not None and word_dropout > 0:
         gen = torch.Generator().manual_seed(rng.randrange(2 ** 31) if rng else 0)
         drop = unk_words[words] & (torch.rand(words.shape, generator=gen) < word_dropout)

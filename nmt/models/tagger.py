@@ -6,6 +6,8 @@ Shapes: B sentences, S words, W characters per word, K tags.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,6 +20,7 @@ from nmt.models.rnn import Recurrent
 CASINGS = ("<pad>", "numeric", "mainly_numeric", "lower", "upper", "initial_upper", "has_digit", "other")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def casing(word: str) -> int:
     """The casing class of a word, an index into CASINGS."""
     digits = sum(c.isdigit() for c in word)
