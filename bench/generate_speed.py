@@ -87,8 +87,10 @@ def main() -> None:
     model, tok, ckpt = charlm.load(args.model)
     # weights read per generated character by charlm.Stepper: the recurrent matrices, the input matrices above
     # the first layer, the output layer (the first layer's input product is one row of a precomputed table)
-    weight_bytes = sum(p.numel() * 4 for n, p in model.named_parameters()
-                       if not n.startswith("embed") and "ih_l0" not in n)
+    # (generation keeps the LSTM's matrices in float16: 2 bytes each; biases and the output layer in float32)
+    half = model.config.rnn.cell == "lstm"
+    weight_bytes = sum(p.numel() * (2 if half and "weight_" in n and n.startswith("rnn.") else 4)
+                       for n, p in model.named_parameters() if not n.startswith("embed") and "ih_l0" not in n)
     dram = copy_bandwidth_gbs()
     cached = cached_bandwidth_gbs(weight_bytes)
     one = generation_rate(model, tok, 1, args.length)

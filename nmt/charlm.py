@@ -130,7 +130,9 @@ def generate_batch(model: CharLM, tokenizer: CharTokenizer, prime: str, length: 
     ids = tokenizer.encode(prime) or [tokenizer.encode("\n")[0]]
     x = torch.tensor([ids] * num_samples)                                             # (B, P)
     logits, state = model(x)
-    stepper, layers = Stepper(model), Stepper.split(state)
+    # one or a few streams are bound by reading the weights: float16 matrices halve the bytes (for larger batches
+    # the products are compute-bound and float32 is faster on CPUs without float16 arithmetic)
+    stepper, layers = Stepper(model, half=num_samples <= 4), Stepper.split(state)
     last = logits[:, -1].float()                                                      # (B, V)
     for _ in range(length):
         last[:, :SPECIAL] = float("-inf")

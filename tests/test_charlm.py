@@ -197,3 +197,19 @@ def test_greedy_generation_is_reproducible_from_the_same_prime():
     b = "".join(generate(model, tok, "to be", 50, temperature=0))
     assert a == b and len(a) == 50
     assert a == "".join(generate(model, tok, "to be", 50, temperature=0, seed=123))   # the seed plays no part
+
+
+def test_half_precision_stepper_stays_close_to_the_model():
+    """Generation's float16 matrices: logits within a small tolerance of the float32 forward, for a few steps."""
+    torch.manual_seed(0)
+    from nmt.models.charlm import CharLM, Stepper
+    model = CharLM(CharLMConfig(vocab_size=20, embed_size=8, rnn=RNNConfig(cell="lstm", hidden_size=16,
+                                                                            num_layers=2, bidirectional=False))).eval()
+    with torch.inference_mode():
+        logits, state = model(torch.tensor([[4, 5, 6]]))
+        layers = Stepper.split(state)
+        stepper = Stepper(model, half=True)
+        for token in (7, 8, 9):
+            expected, state = model(torch.tensor([[token]]), state)
+            got = stepper(torch.tensor([token]), layers)
+            assert torch.allclose(got, expected[:, -1], atol=2e-2)

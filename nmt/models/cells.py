@@ -55,11 +55,14 @@ def lstm_cell(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tenso
 def lstm_step(xg: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor]:
     """`lstm_cell` with the input term xg = W_x x^t + b_ih (B, 4H) already computed."""
     a, c = state
-    gates = xg + a @ w_hh.T + b_hh                                   # (B, 4H)
+    return lstm_update(xg + a @ w_hh.T + b_hh, c)                   # gates (B, 4H)
+
+
+def lstm_update(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """The LSTM's gating from pre-activations (B, 4H), torch's order (i, f, c~, o), and c^{t-1} -> (a^t, c^t)."""
     i, f, g, o = gates.chunk(4, dim=-1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    a = torch.sigmoid(o) * torch.tanh(c)
-    return a, c
+    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 def gru_cell(x: Tensor, a: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,

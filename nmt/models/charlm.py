@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from nmt.config import CharLMConfig
-from nmt.models.cells import gru_step, lstm_step, rnn_step
+from nmt.models.cells import gru_step, lstm_step, lstm_update, rnn_step
 from nmt.models.rnn import Recurrent
 
 STEPS = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}
@@ -61,8 +61,11 @@ class Stepper:
     L per-layer states (B, H) (LSTM: (a, c) pairs).
     """
 
-    def __init__(self, model: CharLM):
+    def __init__(self, model: CharLM, half: bool = False):
+        """half: keep the LSTM's matrices in float16 for the matrix-vector products (half the bytes read per
+        character; activations are rounded to float16 before each product, sums and gates stay float32)."""
         c, rnn = model.config, model.rnn.rnn
+        self.half = half and c.rnn.cell == "lstm"
         if c.rnn.bidirectional:
             raise ValueError("a bidirectional model cannot generate")
 
@@ -74,6 +77,8 @@ class Stepper:
                        for layer in range(c.rnn.num_layers)]
         w_ih0, _, b_ih0, _ = self.layers[0]
         self.table = model.embed.weight.detach() @ w_ih0.T + b_ih0                       # (V, G*H)
+        if self.half:
+            self.layers = [(w_ih.half(), w_hh.half(), b_ih, b_hh) for w_ih, w_hh, b_ih, b_hh in self.layers]
         out_w = model.output.weight.detach()
         out_b = model.output.bias.detach()
         if model.proj is not None:     # fold the tied projection into the output layer: (V, E) @ (E, H)
@@ -93,7 +98,17 @@ class Stepper:
         x = self.table[token]                                                             # (B, G*H)
         for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
             if k:
-                x = torch.addmm(b_ih, h, w_ih.T)
-            layers[k] = self.step(x, layers[k], w_hh, b_hh)
+                x = self._product(h, w_ih, b_ih)
+            if self.half:
+                a, c = layers[k]
+                layers[k] = lstm_update(x + self._product(a, w_hh, b_hh), c)
+            else:
+                layers[k] = self.step(x, layers[k], w_hh, b_hh)
             h = layers[k][0] if isinstance(layers[k], tuple) else layers[k]
         return torch.addmm(self.out_b, h, self.out_w.T)
+
+    def _product(self, h: Tensor, w: Tensor, b: Tensor) -> Tensor:
+        """h (B, I) @ w.T + b -> (B, G*H), in float32 or through the float16 copy of w."""
+        if self.half:
+            return (h.to(w.dtype) @ w.T).float() + b
+        return torch.addmm(b, h, w.T)
