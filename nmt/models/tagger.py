@@ -47,12 +47,14 @@ class CharCNN(nn.Module):
         self.output_size = filters
 
     def forward(self, chars: Tensor) -> Tensor:
-        """chars (B, S, W) -> (B, S, F)."""
+        """chars (B, S, W) -> (B, S, F). Each distinct word of the batch is convolved once."""
         b, s, w = chars.shape
-        x = self.embed(chars.view(b * s, w)).transpose(1, 2)                        # (B*S, C, W)
-        h = self.conv(x).masked_fill((chars.view(b * s, 1, w) == 0), float("-inf"))  # (B*S, F, W)
-        h = h.max(dim=2).values                                                     # (B*S, F)
-        return h.masked_fill(torch.isinf(h), 0.0).view(b, s, -1)                    # empty (padding) words -> 0
+        words, where = torch.unique(chars.view(b * s, w), dim=0, return_inverse=True)   # (U, W), (B*S,)
+        x = self.embed(words).transpose(1, 2)                                       # (U, C, W)
+        h = self.conv(x).masked_fill((words == 0)[:, None, :], float("-inf"))       # (U, F, W)
+        h = h.max(dim=2).values                                                     # (U, F)
+        h = h.masked_fill(torch.isinf(h), 0.0)                                      # empty (padding) words -> 0
+        return h[where].view(b, s, -1)
 
 
 class CharLSTM(nn.Module):
