@@ -53,3 +53,17 @@ def count_flops(fn) -> int:
 def peak_rss_mb() -> float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cold_start_seconds(cli_args: list[str], repeats: int = 3) -> float:
+    """Best wall time of `python cli.py ARGS...` in a fresh process (imports, model load, one call)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    cli = Path(__file__).resolve().parents[1] / "cli.py"
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(cli), *cli_args], capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return min(times)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ def main() -> None:
     parser.add_argument("--run", default=None, help="Run folder whose metrics.jsonl gives minutes per epoch.")
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
-    from bench.common import machine, peak_rss_mb
+    from bench.common import cold_start_seconds, machine, peak_rss_mb
     from nmt.data import corpus_files
     from nmt.tagging import NERTagger, read_tagged
     sentences = [w for w, _ in read_tagged(corpus_files("conll2003", "dev")["paths"][0])]
@@ -48,13 +47,8 @@ def main() -> None:
     result = {"machine": machine(), "model": args.model, "sentences": len(sentences),
               "words": sum(map(len, sentences)), "seconds": round(seconds, 2),
               "sentences_per_s": round(len(sentences) / seconds), "peak_rss_mb": round(peak_rss_mb())}
-    colds = []
-    for _ in range(3):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "cli.py"), "tag", "-m", args.model,
-                        "Angela Merkel met Emmanuel Macron in Paris."], capture_output=True, check=True)
-        colds.append(time.perf_counter() - start)
-    result["cold_start_s"] = round(min(colds), 2)
+    cold = cold_start_seconds(["tag", "-m", args.model, "Angela Merkel met Emmanuel Macron in Paris."])
+    result["cold_start_s"] = round(cold, 2)
     if args.run:
         result["train_minutes_per_epoch"] = round(epoch_minutes(Path(args.run)), 2)
     print(json.dumps(result, indent=2))

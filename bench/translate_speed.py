@@ -53,13 +53,9 @@ def main() -> None:
             cmd += ["--data-dir", args.data_dir]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results["greedy" if beam == 1 else "beam5"] = json.loads(out.strip().splitlines()[-1])
-    colds = []
-    for _ in range(3):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "cli.py"), "translate", "-m", args.model,
-                        "Ein Mann fährt Fahrrad."], capture_output=True, check=True)
-        colds.append(time.perf_counter() - start)
-    results["cold_start_one_sentence_s"] = round(min(colds), 2)
+    from bench.common import cold_start_seconds
+    cold = cold_start_seconds(["translate", "-m", args.model, "Ein Mann fährt Fahrrad."])
+    results["cold_start_one_sentence_s"] = round(cold, 2)
     print(json.dumps(results, indent=1))
 
 

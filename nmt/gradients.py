@@ -109,13 +109,12 @@ def cell_from_charlm(path: str, config: FlowConfig, text: str | None = None):
 
     from nmt.charlm import load
     model, tokenizer, _ = load(path)
-    rnn, c = model.rnn.rnn, model.config
+    c = model.config
     config = replace(config, cell=c.rnn.cell, hidden=c.rnn.hidden_size, input_size=c.embed_size)
     cell = CELLS[c.rnn.cell](c.embed_size, c.rnn.hidden_size)
     with torch.no_grad():
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            source = getattr(rnn, f"{name}_l0_raw", None)
-            getattr(cell, name).copy_(source if source is not None else getattr(rnn, f"{name}_l0"))
+            getattr(cell, name).copy_(model.rnn.weight(f"{name}_l0"))
     gen = torch.Generator().manual_seed(config.seed)
     if text:
         ids = torch.tensor(tokenizer.encode(text))

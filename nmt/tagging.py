@@ -199,10 +199,8 @@ class TagTask:
         runner = NERTagger(model, self.tokenizer)
         predicted = runner.tag([w for w, _ in self.valid], self.setup.data.eval_batch_size)
         scores = entity_scores([t for _, t in self.valid], predicted)
-        samples = []
-        for words, tags in self.valid[:3]:
-            pred = runner.tag([words])[0]
-            samples.append((render_plain(words, tags), render_plain(words, pred)))
+        samples = [(render_plain(words, tags), render_plain(words, pred))
+                   for (words, tags), pred in zip(self.valid[:3], predicted)]
         metrics = {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"]}
         return Validation(metrics, scores["f1"], samples)
 

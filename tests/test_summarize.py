@@ -5,15 +5,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from nmt.cli import app
 from nmt.config import RNNConfig, Seq2SeqConfig, SummarizerConfig, SummaryDataConfig, SummaryDecodeConfig
 from nmt.decoding import beam_search, greedy, repeated_ngrams
 from nmt.models.pointer import PointerGenerator
 from nmt.summarization import (SummaryTask, Summarizer, lead_baseline, make_batch, make_example, make_setup,
                                read_pairs, rouge)
 from nmt.tokenizers import BOS, EOS, PAD, UNK, TokenizerError, VocabTokenizer, tokenizer_from_state
+from tests.cli_util import one_line_error, run
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -370,7 +369,6 @@ def test_lead_baseline():
 
 # --- the command line ----------------------------------------------------------------------------------------------
 
-runner = CliRunner()
 
 EMAILS = [
     ("Hi team, the quarterly budget meeting is moved to Friday afternoon. Please confirm.", "Budget meeting moved"),
@@ -386,22 +384,6 @@ def jsonl_records(pairs) -> str:
     rows = [{"email_body": d, "subject_line": s, "ann0": s.lower(), "ann1": s + " update", "ann2": "re " + s}
             for d, s in pairs]
     return "".join(json.dumps(r) + "\n" for r in rows)
-
-
-def run(*args, input=None):
-    threads = torch.get_num_threads()           # `train summarize` sets torch's thread count; keep the test process's
-    try:
-        return runner.invoke(app, [str(a) for a in args], input=input)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code == 1, result.output
-    message = result.stderr.strip()
-    assert message.startswith("error:") and "\n" not in message and "Traceback" not in result.output, result.output
-    for needle in needles:
-        assert needle in message, message
 
 
 @pytest.fixture(scope="module")

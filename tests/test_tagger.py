@@ -5,10 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from nmt import checkpoint as ckpt_io
-from nmt.cli import app
 from nmt.config import RNNConfig, TaggerConfig
 from nmt.data import DataError, read_conll
 from nmt.models.crf import CRF, iob2_constraints
@@ -17,6 +15,7 @@ from nmt.tagging import (TAG_PATTERN, Encoded, NERTagger, TagTask, check_tags, d
                          make_batch, make_setup, normalise_scheme, read_tagged, render_plain, spans, tag_vocabulary,
                          to_iob2, tokenize, words_with_offsets)
 from nmt.tokenizers import WordTokenizer
+from tests.cli_util import one_line_error, run
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TAGS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
@@ -343,7 +342,6 @@ def test_overfits_tiny_batch(output):
 
 # --- the command line ----------------------------------------------------------------------------------------------
 
-runner = CliRunner()
 
 CONLL_SENTENCES = SENTENCES + [
     ("Merkel met Chelsea fans in York .".split(), ["B-PER", "O", "B-ORG", "O", "O", "B-LOC", "O"]),
@@ -357,22 +355,6 @@ def conll_text(sentences) -> str:
     for words, tags in sentences:
         lines += [f"{w} NNP I-NP {t}" for w, t in zip(words, tags)] + [""]
     return "\n".join(lines) + "\n"
-
-
-def run(*args, input=None):
-    threads = torch.get_num_threads()           # `train tag` sets torch's thread count; keep the test process's
-    try:
-        return runner.invoke(app, [str(a) for a in args], input=input)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code == 1, result.output
-    message = result.stderr.strip()
-    assert message.startswith("error:") and "\n" not in message and "Traceback" not in result.output, result.output
-    for needle in needles:
-        assert needle in message, message
 
 
 @pytest.fixture(scope="module")

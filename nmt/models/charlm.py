@@ -64,16 +64,12 @@ class Stepper:
     def __init__(self, model: CharLM, half: bool = False):
         """half: keep the LSTM's matrices in float16 for the matrix-vector products (half the bytes read per
         character; activations are rounded to float16 before each product, sums and gates stay float32)."""
-        c, rnn = model.config, model.rnn.rnn
+        c = model.config
         self.half = half and c.rnn.cell == "lstm"
         if c.rnn.bidirectional:
             raise ValueError("a bidirectional model cannot generate")
-
-        def weight(name: str) -> Tensor:
-            return getattr(rnn, name + "_raw", None) if hasattr(rnn, name + "_raw") else getattr(rnn, name)
-
         self.step = STEPS[c.rnn.cell]
-        self.layers = [tuple(weight(f"{k}_l{layer}").detach() for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        self.layers = [tuple(model.rnn.weight(f"{k}_l{layer}").detach() for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
                        for layer in range(c.rnn.num_layers)]
         w_ih0, _, b_ih0, _ = self.layers[0]
         self.table = model.embed.weight.detach() @ w_ih0.T + b_ih0                       # (V, G*H)

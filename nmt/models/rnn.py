@@ -42,6 +42,11 @@ class Recurrent(nn.Module):
                 self.rnn.register_parameter(name + "_raw", raw)
                 setattr(self.rnn, name, raw.view_as(raw))
 
+    def weight(self, name: str) -> Tensor:
+        """A weight under torch's name (e.g. 'weight_hh_l0'): the raw parameter, without weight drop."""
+        dropped = self.weight_drop and name in self._dropped
+        return getattr(self.rnn, name + "_raw" if dropped else name)
+
     @property
     def output_size(self) -> int:
         return self.config.hidden_size * (2 if self.config.bidirectional else 1)
