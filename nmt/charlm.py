@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nmt import checkpoint as ckpt_io
-from nmt.config import CharLMConfig, CharLMTrainConfig, OptimConfig, TrainConfig, from_dict, to_dict
+from nmt.config import ConfigError, CharLMConfig, CharLMTrainConfig, OptimConfig, TrainConfig, from_dict, to_dict
 from nmt.decoding import sample_logits
 from nmt.models.charlm import CharLM, Stepper
 from nmt.tokenizers import CharTokenizer, tokenizer_from_state
@@ -83,11 +83,23 @@ class CharLMTask:
         self.train_ids = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
         self.valid_ids = torch.tensor(tokenizer.encode(valid_text), dtype=torch.long)
         self.state = None
+        self.rows = slice(None)       # the streams this process trains on (all of them without torchrun)
+
+    def shard(self, rank: int, world: int) -> None:
+        """Data parallelism splits the B streams, not the chunks: each stream's hidden state stays on one rank."""
+        streams = self.setup.data.streams
+        if streams % world:
+            raise ConfigError(f"data.streams ({streams}) must be divisible by the number of processes ({world})")
+        per = streams // world
+        self.rows = slice(rank * per, (rank + 1) * per)
 
     def batches(self, epoch: int) -> list[Chunk]:
         d = self.setup.data
         offset = random.Random(self.setup.train.seed + epoch).randrange(d.unroll)   # new chunk borders each epoch
-        return stream_chunks(self.train_ids, d.streams, d.unroll, offset)
+        chunks = stream_chunks(self.train_ids, d.streams, d.unroll, offset)
+        if self.rows == slice(None):
+            return chunks
+        return [Chunk(c.x[self.rows], c.y[self.rows], c.reset) for c in chunks]
 
     def loss(self, model: CharLM, chunk: Chunk):
         state = None if chunk.reset else CharLM.detach(self.state)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -44,8 +45,18 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object for
 Beam = Annotated[int, typer.Option("--beam", "-b", help="Beam size (1 = greedy).")]
 MaxSteps = Annotated[int, typer.Option("--max-steps", help="Stop after this many updates (0: no limit).")]
 MaxMinutes = Annotated[float, typer.Option("--max-minutes", help="Stop after this many minutes (0: no limit).")]
+Device = Annotated[Optional[str], typer.Option("--device", help="cpu (default) | cuda | cuda:N | auto; bf16 "
+                                              "mixed precision on GPUs that support it.")]
+Accumulate = Annotated[Optional[int], typer.Option("--accumulate", min=1, help="Batches per update on each "
+                                                   "process (gradient accumulation; default 1).")]
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Any hyperparameter as dotted KEY=VALUE, "
                                                    "e.g. --set train.optim.lr=0.002 (repeatable).")]
+
+
+def report(message: str) -> None:
+    """A training summary line, from rank 0 only when torchrun runs several processes."""
+    if os.environ.get("RANK", "0") == "0":
+        err.print(message)
 
 
 class UserError(Exception):
@@ -89,8 +100,10 @@ def parse_sets(items: list[str] | None) -> dict:
     return result
 
 
-def collect_overrides(options: dict, max_steps: int, max_minutes: float, sets: list[str] | None) -> dict:
-    """Dotted overrides from explicit options (None = not given), the run limits and --set items, in that order."""
+def collect_overrides(options: dict, max_steps: int, max_minutes: float, sets: list[str] | None,
+                      device: str | None = None, accumulate: int | None = None) -> dict:
+    """Dotted overrides from explicit options (None = not given), the run options and --set items, in that order."""
+    options = {**options, "train.device": device, "train.accumulate": accumulate}
     overrides = {k: v for k, v in options.items() if v is not None}
     if max_steps:
         overrides["train.max_steps"] = max_steps
@@ -233,6 +246,8 @@ def train_translate(
     input_feeding: Annotated[Optional[bool], typer.Option("--input-feeding/--no-input-feeding")] = None,
     max_steps: MaxSteps = 0,
     max_minutes: MaxMinutes = 0.0,
+    device: Device = None,
+    accumulate: Accumulate = None,
     sets: Sets = None,
     data_dir: DataDir = None,
     valid_limit: Annotated[int, typer.Option(help="Validate on the first N pairs (0: all).")] = 0,
@@ -244,7 +259,7 @@ def train_translate(
     from nmt import data, translation
     overrides = collect_overrides({"model.encoder.cell": cell, "model.encoder.impl": impl,
                                    "model.attention": attention, "model.input_feeding": input_feeding},
-                                  max_steps, max_minutes, sets)
+                                  max_steps, max_minutes, sets, device, accumulate)
     setup = translation.make_setup(preset, str(config) if config else None, overrides)
     if train_src or train_tgt:
         if not (train_src and train_tgt and valid_src and valid_tgt):
@@ -262,7 +277,7 @@ def train_translate(
     progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=("source", "reference", "output"))
     meta = {"data": name, "command": " ".join(["python", "cli.py"] + sys.argv[1:])}
     state, run_dir = translation.train(setup, train_pairs, valid_pairs, out, [progress], meta)
-    err.print(f"stopped ({state.stopped}) at step {state.step}; best validation score {state.best_score:.2f}; "
+    report(f"stopped ({state.stopped}) at step {state.step}; best validation score {state.best_score:.2f}; "
               f"checkpoints in {run_dir}")
 
 
@@ -492,6 +507,8 @@ def train_charlm(
     impl: Annotated[Optional[str], typer.Option(help="fused | scratch")] = None,
     max_steps: MaxSteps = 0,
     max_minutes: MaxMinutes = 0.0,
+    device: Device = None,
+    accumulate: Accumulate = None,
     sets: Sets = None,
     data_dir: DataDir = None,
 ):
@@ -500,7 +517,8 @@ def train_charlm(
     Example: nmt train charlm --corpus tinyshakespeare --preset shakespeare --out runs/shakespeare
     """
     from nmt import charlm, data
-    overrides = collect_overrides({"model.rnn.cell": cell, "model.rnn.impl": impl}, max_steps, max_minutes, sets)
+    overrides = collect_overrides({"model.rnn.cell": cell, "model.rnn.impl": impl}, max_steps, max_minutes, sets,
+                                  device, accumulate)
     setup = charlm.make_setup(preset, str(config) if config else None, overrides)
     path = text_file or data.corpus_files(corpus, "train", data_dir)["paths"][0]
     text = data.read_text(path)
@@ -508,7 +526,7 @@ def train_charlm(
     progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=("sample (temperature 0.8)",))
     meta = {"data": str(text_file or corpus), "command": " ".join(["python", "cli.py"] + sys.argv[1:])}
     state, run_dir = charlm.train(setup, text, out, [progress], meta)
-    err.print(f"stopped ({state.stopped}) at step {state.step}; best validation loss {-state.best_score:.4f} "
+    report(f"stopped ({state.stopped}) at step {state.step}; best validation loss {-state.best_score:.4f} "
               f"nats/char; checkpoints in {run_dir}")
 
 
@@ -631,6 +649,8 @@ def train_tag(
     output: Annotated[Optional[str], typer.Option("--output", help="crf | softmax")] = None,
     max_steps: MaxSteps = 0,
     max_minutes: MaxMinutes = 0.0,
+    device: Device = None,
+    accumulate: Accumulate = None,
     sets: Sets = None,
     data_dir: DataDir = None,
 ):
@@ -640,7 +660,8 @@ def train_tag(
     """
     from nmt import tagging
     from nmt.progress import RichProgress
-    overrides = collect_overrides({"model.rnn.cell": cell, "model.output": output}, max_steps, max_minutes, sets)
+    overrides = collect_overrides({"model.rnn.cell": cell, "model.output": output}, max_steps, max_minutes, sets,
+                                  device, accumulate)
     setup = tagging.make_setup(preset, str(config) if config else None, overrides)
     corpus = None if train_file else corpus
     train_sents = _tagged_corpus(corpus, train_file, "train", tag_column, scheme, data_dir)
@@ -650,7 +671,7 @@ def train_tag(
     progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=("gold", "predicted"))
     meta = {"data": str(train_file or corpus), "command": " ".join(["python", "cli.py"] + sys.argv[1:])}
     state, run_dir = tagging.train(setup, train_sents, dev_sents, out, [progress], meta)
-    err.print(f"stopped ({state.stopped}) at step {state.step}; best dev F1 {state.best_score:.2f}; "
+    report(f"stopped ({state.stopped}) at step {state.step}; best dev F1 {state.best_score:.2f}; "
               f"checkpoints in {run_dir}")
 
 
@@ -785,6 +806,8 @@ def train_summarize(
     coverage: Annotated[Optional[bool], typer.Option("--coverage/--no-coverage", help="Coverage.")] = None,
     max_steps: MaxSteps = 0,
     max_minutes: MaxMinutes = 0.0,
+    device: Device = None,
+    accumulate: Accumulate = None,
     sets: Sets = None,
     data_dir: DataDir = None,
 ):
@@ -794,7 +817,8 @@ def train_summarize(
     """
     from nmt import summarization as summ
     from nmt.progress import RichProgress
-    overrides = collect_overrides({"model.pointer": pointer, "model.coverage": coverage}, max_steps, max_minutes, sets)
+    overrides = collect_overrides({"model.pointer": pointer, "model.coverage": coverage}, max_steps, max_minutes, sets,
+                                  device, accumulate)
     setup = summ.make_setup(preset, str(config) if config else None, overrides)
     if train_jsonl:
         if dev_jsonl is None:
@@ -811,7 +835,7 @@ def train_summarize(
     progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=("reference", "summary"))
     meta = {"data": str(train_jsonl or corpus), "command": " ".join(["python", "cli.py"] + sys.argv[1:])}
     state, run_dir = summ.train(setup, train_pairs, valid, out, [progress], meta)
-    err.print(f"stopped ({state.stopped}) at step {state.step}; best ROUGE-1 {state.best_score:.2f}; "
+    report(f"stopped ({state.stopped}) at step {state.step}; best ROUGE-1 {state.best_score:.2f}; "
               f"checkpoints in {run_dir}")
 
 

@@ -153,7 +153,9 @@ class TrainConfig:
     patience: int = 6             # validations without improvement before stopping early
     log_every: int = 20
     seed: int = 1234
-    threads: int = 0              # torch threads; 0: all cores
+    threads: int = 0              # torch threads; 0: all cores (shared among the processes of a machine)
+    device: str = "cpu"           # cpu | cuda | cuda:N | auto (bf16 mixed precision on GPUs that support it)
+    accumulate: int = 1           # batches per update on each process (gradient accumulation)
     max_len: int = 100            # training pairs longer than this (in tokens) are skipped
     optim: OptimConfig = field(default_factory=OptimConfig)
 

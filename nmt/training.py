@@ -7,6 +7,7 @@ validation score so far). Rerunning the same command on the same folder resumes 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,7 +21,8 @@ import torch
 from torch import nn
 
 from nmt import checkpoint as ckpt_io
-from nmt.config import OptimConfig, TrainConfig
+from nmt import distributed as dist_io
+from nmt.config import ConfigError, OptimConfig, TrainConfig
 
 
 @dataclass
@@ -67,26 +69,64 @@ def learning_rate(optim: OptimConfig, step: int, lr_scale: float, total_steps: i
     return optim.lr
 
 
+class TaskLoss(nn.Module):
+    """The model and its task's loss as one module, so DistributedDataParallel sees every use of the weights in
+    its forward (tasks call model methods besides forward, e.g. the CRF's loss)."""
+
+    def __init__(self, model: nn.Module, task: Task):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, batch):
+        return self.task.loss(self.model, batch)
+
+
 class Trainer:
+    """The training loop, on one process or on each of N data-parallel processes (see nmt.distributed).
+
+    One update consumes `accumulate` batches on every process. Batches come from one list per epoch, the same on
+    every rank; rank r of W takes its share of each group of W * accumulate consecutive batches, so `batch_index`
+    is a position in that global list and a run resumes with any number of ranks. A task with a `shard(rank,
+    world)` method splits its data itself (the character model splits its parallel streams, whose hidden state
+    must follow them) and then every rank walks its own list in step.
+    """
+
     def __init__(self, model: nn.Module, task: Task, config: TrainConfig, run_dir: str | Path,
-                 callbacks: list[Any] | None = None):
-        self.model, self.task, self.config = model, task, config
+                 callbacks: list[Any] | None = None, ctx: dist_io.Context | None = None):
+        self.ctx = ctx or dist_io.Context(device=dist_io.resolve_device(config.device))
+        self.model, self.task, self.config = model.to(self.ctx.device), task, config
         self.run_dir = Path(run_dir)
         self.callbacks = callbacks or []
+        self.net: nn.Module = TaskLoss(self.model, task)
+        if self.ctx.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.net, device_ids=ids)    # broadcasts rank 0's weights
+        self.self_sharded = hasattr(task, "shard")
+        if self.self_sharded:
+            task.shard(self.ctx.rank, self.ctx.world)
+        if config.accumulate < 1:
+            raise ConfigError(f"train.accumulate must be at least 1, got {config.accumulate}")
         o = config.optim
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas),
                                            weight_decay=o.weight_decay)
         self.state = TrainState()
+        self._time_up = False
 
     # --- persistence -----------------------------------------------------------------------------------------
-    def _save(self, name: str, scores: dict | None = None) -> None:
+    def _rng(self) -> dict:
+        return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+    def _save(self, name: str, scores: dict | None, rngs: list[dict]) -> None:
         ckpt = self.task.make_checkpoint(self.model)
+        ckpt.model = {k: v.cpu() for k, v in ckpt.model.items()}
         ckpt.scores.update(scores or {})
         ckpt.train_state = {
             "trainer": asdict(self.state),
             "optimizer": self.optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
+            "torch_rng": rngs[0]["torch"],
+            "python_rng": rngs[0]["python"],
+            "rank_rngs": rngs,              # one per rank: an exact resume on the same number of ranks
         }
         ckpt_io.save(self.run_dir / name, ckpt)
 
@@ -100,8 +140,13 @@ class Trainer:
         ts = ckpt.train_state or {}
         self.optimizer.load_state_dict(ts["optimizer"])
         self.state = TrainState(**ts["trainer"])
-        torch.set_rng_state(ts["torch_rng"])
-        random.setstate(_as_tuple(ts["python_rng"]))
+        rngs = ts.get("rank_rngs") or [{"torch": ts["torch_rng"], "python": ts["python_rng"]}]
+        if len(rngs) == self.ctx.world:
+            torch.set_rng_state(rngs[self.ctx.rank]["torch"])
+            random.setstate(_as_tuple(rngs[self.ctx.rank]["python"]))
+        else:       # another number of ranks: fresh, distinct streams (the data position is still exact)
+            torch.manual_seed(self.config.seed + 7919 * self.state.step + self.ctx.rank)
+            random.seed(self.config.seed + 7919 * self.state.step + self.ctx.rank)
         return True
 
     def _log(self, record: dict) -> None:
@@ -109,27 +154,49 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     def _emit(self, event: str, *args) -> None:
+        if not self.ctx.is_main:             # only rank 0 draws progress
+            return
         for cb in self.callbacks:
             fn: Callable | None = getattr(cb, event, None)
             if fn:
                 fn(*args)
 
     # --- the loop --------------------------------------------------------------------------------------------
+    def _my_batches(self, batches, index: int) -> tuple[list, int]:
+        """This rank's batches for the update starting at `index`, and how far the update moves the index."""
+        k, world = self.config.accumulate, self.ctx.world
+        if self.self_sharded or world == 1:
+            take = [batches[i] for i in range(index, min(len(batches), index + k))]
+            return take, len(take)
+        group = k * world                      # the tail shorter than a full group is skipped (shuffled anew)
+        if index + group > len(batches):
+            return [], len(batches) - index
+        first = index + self.ctx.rank * k
+        return [batches[i] for i in range(first, first + k)], group
+
     def fit(self) -> TrainState:
         c, s = self.config, self.state
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        dist_io.barrier(self.ctx)
         if s.step == 0:
-            torch.manual_seed(c.seed)
+            torch.manual_seed(c.seed + self.ctx.rank)      # distinct dropout masks on each rank
         start = time.time()
         self._emit("on_start", s)
         reason = ""
         window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "t0": time.time(), "steps": 0}
         while not reason and s.epoch < c.max_epochs:
             batches = self.task.batches(s.epoch)
+            if len(batches) < c.accumulate * (1 if self.self_sharded else self.ctx.world):
+                raise ConfigError(f"an epoch has {len(batches)} batches, fewer than the {c.accumulate} x "
+                                  f"{self.ctx.world} one update needs (accumulate x processes): use smaller batches")
             while s.batch_index < len(batches):
-                batch = batches[s.batch_index]
-                stats = self._step(batch)
-                s.batch_index += 1
+                mine, advance = self._my_batches(batches, s.batch_index)
+                s.batch_index += advance
+                if not mine:
+                    continue
+                self._time_up = self.ctx.is_main and bool(c.max_minutes) and time.time() - start >= c.max_minutes * 60
+                stats = self._step(mine)
                 s.step += 1
                 for k in ("loss", "nll", "tokens"):
                     window[k] += stats[k]
@@ -137,7 +204,7 @@ class Trainer:
                 if s.step % c.log_every == 0:
                     self._report(window)
                     window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "t0": time.time(), "steps": 0}
-                reason = self._limits(start)
+                reason = self._limits(stats)
                 if s.step % c.eval_every == 0 or reason:
                     reason = self._validate(start) or reason
                 if reason:
@@ -145,25 +212,41 @@ class Trainer:
             else:
                 s.epoch += 1
                 s.batch_index = 0
-        s.stopped = reason or "max_epochs"
         if not reason:
             self._validate(start)
+        s.stopped = reason or "max_epochs"
         self._emit("on_end", s)
         return s
 
-    def _step(self, batch) -> dict:
-        self.model.train()
+    def _step(self, micro: list) -> dict:
+        """One update from this rank's micro-batches; the gradient is the token-weighted mean over all ranks."""
+        self.net.train()
         lr = learning_rate(self.config.optim, self.state.step, self.state.lr_scale, self.config.max_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss, stats = self.task.loss(self.model, batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        weighted = len(micro) * self.ctx.world > 1
+        loss_sum, nll, tokens = 0.0, 0.0, 0
+        for i, batch in enumerate(micro):
+            last = i == len(micro) - 1
+            sync = contextlib.nullcontext() if last or not self.ctx.distributed else self.net.no_sync()
+            with sync:
+                with dist_io.autocast(self.ctx.device):
+                    loss, stats = self.net(dist_io.to_device(batch, self.ctx.device))
+                # weighted: each micro-batch's mean loss counts by its tokens; the sum is divided below
+                (loss * stats["tokens"] if weighted else loss).backward()
+            loss_sum += float(loss.detach()) * stats["tokens"]
+            nll, tokens = nll + stats["nll"], tokens + stats["tokens"]
+        loss_sum, nll, tokens, stop = dist_io.all_sum([loss_sum, nll, tokens, float(self._time_up)], self.ctx)
+        if weighted:            # DDP averaged the rank sums; turn them into the mean over every token
+            scale = self.ctx.world / max(1.0, tokens)
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(scale)
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.clip_norm or math.inf)
         self.optimizer.step()
-        tokens = stats["tokens"]
-        return {"loss": float(loss.detach()) * tokens, "nll": stats["nll"], "tokens": tokens, "lr": lr,
-                "grad_norm": float(grad_norm)}
+        return {"loss": loss_sum, "nll": nll, "tokens": int(tokens), "lr": lr, "grad_norm": float(grad_norm),
+                "time_up": stop > 0}
 
     def _report(self, window: dict) -> None:
         s, tokens = self.state, max(1, window["tokens"])
@@ -171,25 +254,36 @@ class Trainer:
         record = {"type": "train", "step": s.step, "epoch": s.epoch, "loss": window["loss"] / tokens,
                   "ppl": math.exp(min(50.0, window["nll"] / tokens)), "tokens_per_s": tokens / seconds,
                   "lr": self.optimizer.param_groups[0]["lr"], "time": time.time()}
-        self._log(record)
+        if self.ctx.is_main:
+            self._log(record)
         self._emit("on_log", record)
 
-    def _limits(self, start: float) -> str:
+    def _limits(self, stats: dict) -> str:
+        """A stop reason every rank agrees on: steps are counted alike, and time is rank 0's (summed in the step)."""
         c, s = self.config, self.state
         if c.max_steps and s.step >= c.max_steps:
             return "max_steps"
-        if c.max_minutes and time.time() - start >= c.max_minutes * 60:
+        if stats["time_up"]:
             return "max_minutes"
         return ""
 
     def _validate(self, start: float) -> str:
-        """Validate, checkpoint, update patience and the plateau schedule; return a stop reason or ''."""
+        """Rank 0 validates, checkpoints and updates patience and the plateau schedule; every rank then takes its
+        decisions. Returns a stop reason or ''."""
+        rngs = dist_io.gather(self._rng(), self.ctx)
+        reason = self._validate_main(start, rngs) if self.ctx.is_main else ""
+        reason, state = dist_io.broadcast((reason, asdict(self.state)), self.ctx)
+        for key, value in state.items():       # in place: the loop holds this object
+            setattr(self.state, key, value)
+        return reason
+
+    def _validate_main(self, start: float, rngs: list[dict]) -> str:
         c, s = self.config, self.state
         s.train_seconds += time.time() - start - getattr(self, "_counted", 0.0)
         self._counted = time.time() - start
-        self.model.eval()
+        model = self._eval_model()
         with torch.inference_mode():
-            result = self.task.validate(self.model)
+            result = self.task.validate(model)
         improved = result.score > s.best_score
         if improved:
             s.best_score, s.bad_validations = result.score, 0
@@ -207,10 +301,17 @@ class Trainer:
         s.stopped = reason
         scores = {k: v for k, v in result.metrics.items()}
         if improved:
-            self._save("best.pt", scores)
-        self._save("last.pt", scores)
+            self._save("best.pt", scores, rngs)
+        self._save("last.pt", scores, rngs)
         self._emit("on_validate", record, result.samples)
         return reason
+
+    def _eval_model(self) -> nn.Module:
+        """The model for validation, in eval mode. Tasks validate on CPU tensors, so a GPU model is copied back."""
+        if self.ctx.device.type == "cpu":
+            return self.model.eval()
+        import copy
+        return copy.deepcopy(self.model).float().cpu().eval()
 
 
 def _as_tuple(value):
@@ -221,8 +322,10 @@ def _as_tuple(value):
 
 
 def start_run(setup, run_dir: str | Path, task: str, setup_cls):
-    """Threads and seed for a run, then `load_run`: (the run's setup, its tokenizers) or (setup, None) if new."""
-    set_threads(setup.train.threads)
+    """Process group, threads and seed for a run, then `load_run`: (the run's setup, its tokenizers) or (setup,
+    None) if new. Under torchrun every rank calls this; the processes of one machine share its cores."""
+    ctx = dist_io.init(setup.train.device)
+    set_threads(setup.train.threads, ctx.local_world)
     torch.manual_seed(setup.train.seed)      # same seed, same initial weights
     resumed = load_run(run_dir, task, setup_cls, setup)
     return resumed if resumed else (setup, None)
@@ -230,31 +333,58 @@ def start_run(setup, run_dir: str | Path, task: str, setup_cls):
 
 def fit_run(model: nn.Module, task: Task, config: TrainConfig, run_dir: str | Path, callbacks=()):
     """Train (resuming from run_dir/last.pt when it exists) -> (final state, run_dir)."""
-    trainer = Trainer(model, task, config, run_dir, list(callbacks))
+    ctx = dist_io.init(config.device)
+    trainer = Trainer(model, task, config, run_dir, list(callbacks), ctx)
     trainer.resume()
-    return trainer.fit(), Path(run_dir)
+    try:
+        return trainer.fit(), Path(run_dir)
+    finally:
+        dist_io.shutdown(ctx)
+
+
+def main_tokenizers(make, ctx_device: str = "cpu") -> dict:
+    """Tokenizers built by rank 0 (`make()` -> {name: tokenizer}) and sent to every rank, so all ranks share one
+    vocabulary even where training a tokenizer is not deterministic. Shared objects stay shared."""
+    ctx = dist_io.init(ctx_device)
+    if not ctx.distributed:
+        return make()
+    toks = make() if ctx.is_main else None
+    states = dist_io.broadcast({k: v.to_state() for k, v in toks.items()} if toks else None, ctx)
+    if toks:
+        return toks
+    return tokenizers_from_states(states)
+
+
+def tokenizers_from_states(states: dict) -> dict:
+    """{name: tokenizer state} -> {name: tokenizer}; equal states (a joint vocabulary) give one shared object."""
+    from nmt.tokenizers import tokenizer_from_state
+    built, seen = {}, {}
+    for name, state in states.items():
+        key = next((k for k, v in seen.items() if _same_state(v, state)), None)
+        built[name] = built[key] if key else tokenizer_from_state(state)
+        seen[name] = state
+    return built
+
+
+RUN_OPTIONS = ("max_steps", "max_minutes", "device", "threads", "accumulate")
 
 
 def load_run(run_dir: str | Path, task: str, setup_cls, new_setup):
     """For a run folder holding last.pt: the run's own setup (with the new run limits) and tokenizers.
 
     Returns (setup, tokenizers) or None when there is nothing to resume. Resuming keeps the tokenizers and
-    hyperparameters the run started with; only --max-steps / --max-minutes come from the new command.
+    hyperparameters the run started with; only the RUN_OPTIONS (limits, device, threads, accumulation) come from
+    the new command.
     """
     from nmt.config import from_dict
-    from nmt.tokenizers import tokenizer_from_state
     last = Path(run_dir) / "last.pt"
     if not last.exists():
         return None
     ckpt = ckpt_io.load(last, task=task)
     setup = from_dict(setup_cls, ckpt.config["setup"])
-    setup.train.max_steps, setup.train.max_minutes = new_setup.train.max_steps, new_setup.train.max_minutes
-    toks, seen = {}, {}
-    for name, state in ckpt.tokenizers.items():   # a joint tokenizer stays one object
-        key = next((k for k, v in seen.items() if _same_state(v, state)), None)
-        toks[name] = toks[key] if key else tokenizer_from_state(state)
-        seen[name] = state
-    return setup, toks
+    for key in RUN_OPTIONS:                 # how to run, not what to learn: the new command decides
+        setattr(setup.train, key, getattr(new_setup.train, key))
+    return setup, tokenizers_from_states(ckpt.tokenizers)
 
 
 def _same_state(a: dict, b: dict) -> bool:
@@ -263,5 +393,6 @@ def _same_state(a: dict, b: dict) -> bool:
     return all(a[k].equal(b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a)
 
 
-def set_threads(threads: int = 0) -> None:
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+def set_threads(threads: int = 0, processes: int = 1) -> None:
+    """`threads` torch threads, or (0) this process's share of the machine's cores."""
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // processes))

@@ -169,9 +169,9 @@ def make_setup(preset: str = "base", config_file: str | None = None,
 def train(setup: TranslationSetup, train_pairs, valid_pairs, run_dir: str | Path, callbacks=(),
           meta: dict | None = None):
     """Train (or resume, when run_dir holds last.pt) and return (trainer state, run_dir)."""
-    from nmt.training import fit_run, start_run
+    from nmt.training import fit_run, main_tokenizers, start_run
     setup, toks = start_run(setup, run_dir, TASK, TranslationSetup)
-    toks = toks or train_tokenizers(train_pairs, setup.tokenizer)
+    toks = toks or main_tokenizers(lambda: train_tokenizers(train_pairs, setup.tokenizer), setup.train.device)
     model = build_model(setup, toks)
     task = TranslationTask(setup, toks, train_pairs, valid_pairs, meta)
     return fit_run(model, task, setup.train, run_dir, callbacks)
