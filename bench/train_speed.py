@@ -43,18 +43,18 @@ def main() -> None:
     model = build_model(setup, toks)
     trainer = Trainer(model, task, setup.train, "/tmp/nmt-bench-train")
     batches = task.batches(0)
-    for batch in batches[:5]:
-        trainer._step(batch)
-    timed = batches[5: 5 + args.steps]
+    for i in range(5):
+        trainer._step([batches[i]])
+    timed = [batches[i] for i in range(5, 5 + args.steps)]
     start = time.perf_counter()
-    tokens = sum(trainer._step(b)["tokens"] for b in timed)
+    tokens = sum(trainer._step([b])["tokens"] for b in timed)
     seconds = time.perf_counter() - start
-    flops = sum(count_flops(lambda b=b: trainer._step(b)) for b in timed[:5]) / sum(b.num_tgt_tokens for b in timed[:5])
+    flops = sum(count_flops(lambda b=b: trainer._step([b])) for b in timed[:5]) / sum(b.num_tgt_tokens for b in timed[:5])
     peak = matmul_gflops()
     rate = tokens / seconds
     result = {"machine": machine(), "preset": args.preset, "input_feeding": args.input_feeding,
               "vocab": toks["tgt"].vocab_size, "target_tokens_per_s": round(rate),
-              "epoch_minutes": round(sum(len(t) + 1 for _, t in task.train) / rate / 60, 2),
+              "epoch_minutes": round(sum(len(t) + 1 for t in task.train.take(range(len(task.train)))[1]) / rate / 60, 2),
               "gflop_per_token": round(flops / 1e9, 4), "model_gflops": round(flops * rate / 1e9, 1),
               "matmul_gflops": round(peak, 1), "share_of_matmul_rate": round(flops * rate / 1e9 / peak, 3)}
     print(json.dumps(result, indent=1))

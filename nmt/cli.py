@@ -264,11 +264,11 @@ def train_translate(
     if train_src or train_tgt:
         if not (train_src and train_tgt and valid_src and valid_tgt):
             raise UserError("--train-src, --train-tgt, --valid-src and --valid-tgt go together")
-        train_pairs = data.read_parallel(train_src, train_tgt)
+        train_pairs = data.ParallelCorpus.from_files(train_src, train_tgt)     # memory-mapped Arrow
         valid_pairs = data.read_parallel(valid_src, valid_tgt)
         name = f"{train_src.name}->{train_tgt.name}"
     else:
-        train_pairs = data.read_parallel(*data.corpus_files(corpus, "train", data_dir, src, tgt)["paths"])
+        train_pairs = data.ParallelCorpus.from_files(*data.corpus_files(corpus, "train", data_dir, src, tgt)["paths"])
         valid_pairs = data.read_parallel(*data.corpus_files(corpus, "val", data_dir, src, tgt)["paths"])
         name = f"{corpus} {src}-{tgt}"
     if valid_limit:

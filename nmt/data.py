@@ -76,34 +76,51 @@ def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de"
 def check_text_file(path: str | Path) -> int:
     """Raise DataError unless `path` exists and is valid UTF-8 (gzip allowed); name the bad line.
 
-    Returns the size of the (decompressed) text in bytes.
+    Reads 1 MB at a time (a corpus may not fit in memory). Returns the size of the (decompressed) text in bytes.
     """
+    import codecs
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size, newlines = 0, 0
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            while block := f.read(1 << 20):
+                pending = len(decoder.getstate()[0])      # bytes of a character cut by the last block
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as err:
+                    line = newlines + block.count(b"\n", 0, max(0, err.start - pending)) + 1
+                    raise DataError(f"{path}: line {line} is not valid UTF-8") from None
+                size, newlines = size + len(block), newlines + block.count(b"\n")
     except (OSError, EOFError) as err:
         raise DataError(f"cannot read {path}: {err}") from None
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise DataError(f"{path}: line {line} is not valid UTF-8") from None
-    return len(raw)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: line {newlines + 1} is not valid UTF-8") from None
+    return size
+
+
+def arrow_lines(path: str | Path):
+    """The lines of a UTF-8 text file (gzip allowed) as a `datasets.Dataset` with one column, `text`.
+
+    The data lives in Arrow files that `datasets` caches on disk and memory-maps: a corpus larger than memory
+    is read as it is used. An empty file gives an empty dataset.
+    """
+    import datasets
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    if check_text_file(path) == 0:                 # an empty .gz is not 0 bytes on disk
+        return datasets.Dataset.from_dict({"text": []})
+    return datasets.load_dataset("text", data_files=str(path), split="train", keep_linebreaks=False)
 
 
 def read_lines(path: str | Path) -> list[str]:
     """All lines of a UTF-8 text file (gzip allowed), read through `datasets`, without line breaks."""
-    if check_text_file(path) == 0:                 # an empty .gz is not 0 bytes on disk
-        return []
-    import datasets
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    ds = datasets.load_dataset("text", data_files=str(path), split="train", keep_linebreaks=False)
-    return ds["text"][:]                           # a list: newer `datasets` return a lazy Column
+    return arrow_lines(path)["text"][:]            # a list: newer `datasets` return a lazy Column
 
 
 def read_text(path: str | Path) -> str:
@@ -116,14 +133,44 @@ def read_text(path: str | Path) -> str:
 
 
 def read_parallel(src_path: str | Path, tgt_path: str | Path) -> list[tuple[str, str]]:
-    """Line-aligned sentence pairs; mismatched line counts name both files and their counts."""
-    src, tgt = read_lines(src_path), read_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise DataError(f"parallel files differ in length: {src_path} has {_lines(len(src))}, "
-                        f"{tgt_path} has {_lines(len(tgt))}")
-    if not src:
-        raise DataError(f"parallel corpus is empty: {src_path}")
-    return list(zip(src, tgt))
+    """Line-aligned sentence pairs as a list; mismatched line counts name both files and their counts."""
+    return list(ParallelCorpus.from_files(src_path, tgt_path))
+
+
+class ParallelCorpus:
+    """Line-aligned sentence pairs kept in memory-mapped Arrow files (a `datasets.Dataset` with columns `src`
+    and `tgt`), for corpora that outgrow memory. A sequence of (source, target) pairs."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    @classmethod
+    def from_files(cls, src_path: str | Path, tgt_path: str | Path) -> "ParallelCorpus":
+        import datasets
+        src, tgt = arrow_lines(src_path), arrow_lines(tgt_path)
+        if len(src) != len(tgt):
+            raise DataError(f"parallel files differ in length: {src_path} has {_lines(len(src))}, "
+                            f"{tgt_path} has {_lines(len(tgt))}")
+        if not len(src):
+            raise DataError(f"parallel corpus is empty: {src_path}")
+        both = [src.rename_column("text", "src"), tgt.rename_column("text", "tgt")]
+        return cls(datasets.concatenate_datasets(both, axis=1))
+
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[tuple[str, str]]) -> "ParallelCorpus":
+        import datasets
+        return cls(datasets.Dataset.from_dict({"src": [s for s, _ in pairs], "tgt": [t for _, t in pairs]}))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[str, str]:
+        row = self.dataset[int(i)]
+        return row["src"], row["tgt"]
+
+    def __iter__(self):
+        for part in self.dataset.iter(batch_size=10_000):
+            yield from zip(part["src"], part["tgt"])
 
 
 def _lines(n: int) -> str:
@@ -230,13 +277,60 @@ def bucket_batches(lengths: Sequence[int], max_tokens: int = 0, batch_size: int 
     return batches
 
 
-def make_seq2seq_batch(pairs: Sequence[tuple[list[int], list[int]]], index: Sequence[int], bos: int = 1,
-                       eos: int = 2) -> Batch:
-    """Token-id pairs -> a padded Batch with teacher-forcing inputs and outputs."""
-    src, src_lengths = pad([pairs[i][0] for i in index])
-    tgt_in, _ = pad([[bos] + pairs[i][1] for i in index])
-    tgt_out, _ = pad([pairs[i][1] + [eos] for i in index])
+def make_seq2seq_batch(pairs, index: Sequence[int], bos: int = 1, eos: int = 2) -> Batch:
+    """Token-id pairs (a list of (src, tgt) id lists, or EncodedPairs) -> a padded Batch with teacher-forcing
+    inputs and outputs."""
+    srcs, tgts = pairs.take(index) if hasattr(pairs, "take") else ([pairs[i][0] for i in index],
+                                                                  [pairs[i][1] for i in index])
+    src, src_lengths = pad(srcs)
+    tgt_in, _ = pad([[bos] + t for t in tgts])
+    tgt_out, _ = pad([t + [eos] for t in tgts])
     return Batch(src, src_lengths, tgt_in, tgt_out, torch.tensor(list(index)))
+
+
+class EncodedPairs:
+    """The token ids of a ParallelCorpus, encoded once by `datasets.map` into an Arrow file that is cached on
+    disk (reused by the next run on the same corpus and tokenizers) and memory-mapped. Pairs with an empty side
+    or a side longer than `max_len` tokens are left out; `lengths` holds max(src, tgt) + 1 of each kept pair."""
+
+    def __init__(self, corpus: "ParallelCorpus", encode_src, encode_tgt, max_len: int, key: str):
+        import hashlib
+
+        def encode(part: dict) -> dict:
+            src, tgt = encode_src(part["src"]), encode_tgt(part["tgt"])
+            return {"src_ids": src, "tgt_ids": tgt, "src_len": [len(x) for x in src], "tgt_len": [len(x) for x in tgt]}
+
+        fingerprint = hashlib.sha1(f"{corpus.dataset._fingerprint}/{key}".encode()).hexdigest()
+        self.encoded = corpus.dataset.map(encode, batched=True, batch_size=5000, remove_columns=["src", "tgt"],
+                                          new_fingerprint=fingerprint)
+        src_len, tgt_len = self.encoded["src_len"][:], self.encoded["tgt_len"][:]
+        self.rows = [i for i, (a, b) in enumerate(zip(src_len, tgt_len)) if 0 < a <= max_len and 0 < b <= max_len]
+        self.lengths = [max(src_len[i], tgt_len[i]) + 1 for i in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[list[int], list[int]]:
+        row = self.encoded[self.rows[i]]
+        return row["src_ids"], row["tgt_ids"]
+
+    def take(self, index: Sequence[int]) -> tuple[list[list[int]], list[list[int]]]:
+        """Source and target ids of the kept pairs at `index`, read in one go."""
+        part = self.encoded[[self.rows[i] for i in index]]
+        return part["src_ids"], part["tgt_ids"]
+
+
+class LazyBatches:
+    """An epoch's batches, each built when it is asked for: the epoch's order without the epoch in memory."""
+
+    def __init__(self, groups: list[list[int]], build):
+        self.groups, self.build = groups, build
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, i: int):
+        return self.build(self.groups[i])
 
 
 def length_stats(lengths: Sequence[int]) -> dict:

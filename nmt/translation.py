@@ -5,6 +5,7 @@ function from lines to lines. Neither knows about the terminal.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from nmt import checkpoint as ckpt_io
 from nmt import metrics
 from nmt.config import DecodeConfig, Seq2SeqConfig, TokenizerConfig, TrainConfig, from_dict, to_dict
-from nmt.data import Batch, bucket_batches, make_seq2seq_batch, pad
+from nmt.data import Batch, EncodedPairs, LazyBatches, ParallelCorpus, bucket_batches, make_seq2seq_batch, pad
 from nmt.decoding import Hypothesis, beam_search, greedy
 from nmt.models.seq2seq import Seq2Seq
 from nmt.tokenizers import BOS, EOS, PAD, SentencePieceTokenizer, tokenizer_from_state
@@ -27,11 +28,12 @@ TASK = "translate"
 def smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, dict]:
     """Label-smoothed cross-entropy averaged over real target tokens (target 0 = padding).
 
-    logits (B, T, V), target (B, T). Returns the loss and {"tokens", "nll"} (nll summed, for perplexity).
-    Only real tokens reach the (fused) softmax: padding costs nothing in the largest layer.
+    logits (B, T, V) with target (B, T), or logits (N, V) of the real tokens only (the model's `select`).
+    Returns the loss and {"tokens", "nll"} (nll summed, for perplexity). Only real tokens reach the (fused)
+    softmax: padding costs nothing in the largest layer.
     """
     mask = target != PAD
-    real = logits[mask].float()                                                       # (N, V)
+    real = (logits if logits.dim() == 2 else logits[mask]).float()                    # (N, V)
     gold = target[mask]                                                               # (N,)
     loss = F.cross_entropy(real, gold, reduction="sum", label_smoothing=smoothing)
     with torch.no_grad():
@@ -63,26 +65,27 @@ def train_tokenizers(pairs: list[tuple[str, str]], config: TokenizerConfig) -> d
 class TranslationTask:
     name = TASK
 
-    def __init__(self, setup: TranslationSetup, tokenizers: dict, train_pairs: list[tuple[str, str]],
+    def __init__(self, setup: TranslationSetup, tokenizers: dict, train_pairs: ParallelCorpus | list[tuple[str, str]],
                  valid_pairs: list[tuple[str, str]], meta: dict | None = None):
         self.setup, self.tokenizers, self.meta = setup, tokenizers, meta or {}
         src_tok, tgt_tok = tokenizers["src"], tokenizers["tgt"]
-        src_ids = src_tok.encode_batch([s for s, _ in train_pairs])
-        tgt_ids = tgt_tok.encode_batch([t for _, t in train_pairs])
-        limit = setup.train.max_len
-        self.train = [(s, t) for s, t in zip(src_ids, tgt_ids) if 0 < len(s) <= limit and 0 < len(t) <= limit]
+        corpus = train_pairs if isinstance(train_pairs, ParallelCorpus) else ParallelCorpus.from_pairs(train_pairs)
+        key = hashlib.sha1(src_tok.to_state()["model"].numpy().tobytes()
+                           + tgt_tok.to_state()["model"].numpy().tobytes()).hexdigest()
+        self.train = EncodedPairs(corpus, src_tok.encode_batch, tgt_tok.encode_batch, setup.train.max_len, key)
+        self.lengths = self.train.lengths
         self.valid = valid_pairs
         self.valid_ids = list(zip(src_tok.encode_batch([s for s, _ in valid_pairs]),
                                   tgt_tok.encode_batch([t for _, t in valid_pairs])))
-        self.lengths = [max(len(s), len(t)) + 1 for s, t in self.train]
 
-    def batches(self, epoch: int) -> list[Batch]:
+    def batches(self, epoch: int) -> LazyBatches:
         c = self.setup.train
         groups = bucket_batches(self.lengths, c.batch_tokens, c.batch_size, shuffle=True, seed=c.seed + epoch)
-        return [make_seq2seq_batch(self.train, g) for g in groups]
+        return LazyBatches(groups, lambda group: make_seq2seq_batch(self.train, group))
 
     def loss(self, model: Seq2Seq, batch: Batch):
-        logits = model(batch.src, batch.src_lengths, batch.tgt_in)                    # (B, T, V)
+        real = batch.tgt_out != PAD                                                    # (B, T)
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in, select=real)      # (N, V)
         return smoothed_loss(logits, batch.tgt_out, self.setup.train.label_smoothing)
 
     def validate(self, model: Seq2Seq) -> Validation:

@@ -340,3 +340,37 @@ def test_real_wnut17_dev():
     assert all(len(words) == len(tags) for words, tags in sentences)
     assert {t[0] for _, tags in sentences for t in tags} <= {"B", "I", "O"}
 
+
+
+# --- corpora on disk (memory-mapped Arrow) ------------------------------------------------------------------------
+
+def test_parallel_corpus_is_arrow_backed_and_equals_the_list(tmp_path):
+    src = write_gz(tmp_path / "a.de.gz", "ein Haus\nzwei Hunde\n\ndrei\n")
+    tgt = tmp_path / "a.en"
+    tgt.write_text("a house\ntwo dogs\nempty source\nthree\n", encoding="utf-8")
+    corpus = data.ParallelCorpus.from_files(src, tgt)
+    assert len(corpus) == 4 and corpus[1] == ("zwei Hunde", "two dogs")
+    assert list(corpus) == read_parallel(src, tgt)
+    assert corpus.dataset.cache_files            # memory-mapped files, not Python lists
+    (tmp_path / "short.en").write_text("one line\n", encoding="utf-8")
+    with pytest.raises(DataError, match="differ in length"):
+        data.ParallelCorpus.from_files(src, tmp_path / "short.en")
+
+
+def test_encoded_pairs_drop_empty_and_long_pairs_and_read_batches(tmp_path):
+    pairs = [("a b", "x"), ("", "y"), ("a b c d e f", "z"), ("c", "w v")]
+    corpus = data.ParallelCorpus.from_pairs(pairs)
+    encode = lambda texts: [[ord(ch) for ch in t.replace(" ", "")] for t in texts]   # noqa: E731
+    encoded = data.EncodedPairs(corpus, encode, encode, max_len=4, key="test")
+    assert len(encoded) == 2 and encoded.lengths == [3, 3]              # kept: 0 and 3; lengths max+1
+    srcs, tgts = encoded.take([1, 0])
+    assert srcs == [[ord("c")], [ord("a"), ord("b")]] and tgts == [[ord("w"), ord("v")], [ord("x")]]
+    batch = make_seq2seq_batch(encoded, [0, 1])
+    assert batch.src.tolist() == [[97, 98], [99, 0]] and batch.tgt_out.tolist() == [[120, 2, 0], [119, 118, 2]]
+
+
+def test_read_lines_names_a_bad_line_past_the_first_megabyte(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_bytes(("é" * 300 + "\n").encode() * 2000 + b"bad \xff\n")      # ~1.2 MB: the error is in block 2
+    with pytest.raises(DataError, match="line 2001 is not valid UTF-8"):
+        read_lines(path)

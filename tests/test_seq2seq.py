@@ -39,6 +39,20 @@ def test_shapes(kw):
     assert torch.all(att[1, :, 5:] == 0) and torch.all(att[2, :, 2:] == 0)   # no attention on padding
 
 
+@pytest.mark.parametrize("feeding", [False, True])
+def test_selected_logits_equal_the_full_logits_at_those_positions(feeding):
+    """Training projects only real target positions to the vocabulary; the rows must be the same logits."""
+    model = tiny(input_feeding=feeding)
+    src, lengths = torch.randint(4, V, (3, 6)), torch.tensor([6, 4, 2])
+    tgt = torch.randint(4, V, (3, 5))
+    select = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    full = model(src, lengths, tgt)
+    picked = model(src, lengths, tgt, select=select)
+    assert picked.shape == (9, V) and torch.allclose(picked, full[select], atol=1e-6)
+    gold = tgt.masked_fill(~select, 0)
+    assert torch.allclose(smoothed_loss(picked, gold, 0.1)[0], smoothed_loss(full, gold, 0.1)[0], atol=1e-6)
+
+
 @pytest.mark.parametrize("kw", VARIANTS[:4], ids=lambda kw: "-".join(str(v) for v in kw.values()))
 def test_padding_invariance(kw):
     model = tiny(**kw)

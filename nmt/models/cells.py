@@ -88,9 +88,13 @@ def gru_step(xg: Tensor, a: Tensor, w_hh: Tensor, b_hh: Tensor, reset_after: boo
     """`gru_cell` with the input term xg = W x^t + b_ih (B, 3H) already computed."""
     xr, xz, xn = xg.chunk(3, dim=-1)
     if reset_after:
-        hr, hz, hn = (a @ w_hh.T + b_hh).chunk(3, dim=-1)
-        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + r * hn)
+        # the same equations in fewer kernels (this runs once per step inside training loops): both gates in one
+        # sigmoid, r * hn fused into the add, and (1 - z) * n + z * a as one lerp
+        hg = a @ w_hh.T + b_hh                                                          # (B, 3H)
+        H = a.size(-1)
+        r, z = torch.sigmoid(xg[..., : 2 * H] + hg[..., : 2 * H]).chunk(2, dim=-1)
+        n = torch.tanh(torch.addcmul(xn, r, hg[..., 2 * H:]))
+        return torch.lerp(n, a, z)
     else:
         u_r, u_z, u_n = w_hh.chunk(3, dim=0)
         b_r, b_z, b_n = b_hh.chunk(3, dim=0)

@@ -113,56 +113,70 @@ class Seq2Seq(nn.Module):
 
         Returns logits (B, T, V), the new state, and attention weights (B, T, S).
         """
+        att_vec, state, weights = self.features(enc, y, state)
+        return self.output(self.dropout(att_vec)), state, weights
+
+    def features(self, enc: EncoderOut, y: Tensor, state: State) -> tuple[Tensor, State, Tensor]:
+        """The decoder up to the output layer: attentional vectors (B, T, E), the new state, weights (B, T, S)."""
         rnn_state, feed = state
         emb = self.emb_dropout(self.tgt_embed(y))                                         # (B, T, E)
         if not self.config.input_feeding:
             out, rnn_state = self.decoder(emb, hx=rnn_state)                              # (B, T, H)
             att_vec, weights = self._attend(out, enc)
-            return self.output(self.dropout(att_vec)), (rnn_state, None), weights
+            return att_vec, (rnn_state, None), weights
         return self._feed_loop(emb, enc, rnn_state, feed)
 
     def _feed_loop(self, emb: Tensor, enc: EncoderOut, rnn_state, feed: Tensor | None):
         """Input feeding: the attentional vector of step t-1 joins the input of step t, so steps run in a loop.
 
         The loop calls the cell step functions directly on the decoder's weights; the embedding half of the first
-        layer's input product is computed for all T steps in one matrix product before it.
-        emb (B, T, E) -> logits (B, T, V), state, weights (B, T, S).
+        layer's input product is computed for all T steps in one matrix product before it. Steps are taken with
+        `unbind`, whose backward stacks the T gradients once (indexing x[:, t] would zero-fill a (B, T, G*H)
+        gradient at every step: O(T^2) memory traffic).
+        emb (B, T, E) -> attentional vectors (B, T, E), state, weights (B, T, S).
         """
         c, rnn = self.config, self.decoder.rnn
         step = STEPS[c.encoder.cell]
         weights = [tuple(getattr(rnn, f"{k}_l{layer}") for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
                    for layer in range(c.decoder_layers)]
         w_ih0, w_hh0, b_ih0, b_hh0 = weights[0]
-        x_emb = emb @ w_ih0[:, : c.embed_size].T + b_ih0                                   # (B, T, G*H)
+        x_emb = torch.addmm(b_ih0, emb.flatten(0, 1), w_ih0[:, : c.embed_size].T)       # (B*T, G*H)
+        x_emb = x_emb.view(emb.size(0), emb.size(1), -1)                                   # (B, T, G*H)
         w_feed = w_ih0[:, c.embed_size:]                                                   # (G*H, E)
         layers = _unstack(rnn_state)                                                       # L states (B, H)
-        if feed is None:
-            feed = emb.new_zeros(emb.size(0), 1, c.embed_size)
+        feed = emb.new_zeros(emb.size(0), c.embed_size) if feed is None else feed[:, 0]  # (B, E)
         vectors, all_weights = [], []
-        for t in range(emb.size(1)):
-            layers[0] = step(x_emb[:, t] + feed[:, 0] @ w_feed.T, layers[0], w_hh0, b_hh0)
+        for x_t in x_emb.unbind(1):                                                        # (B, G*H)
+            layers[0] = step(torch.addmm(x_t, feed, w_feed.T), layers[0], w_hh0, b_hh0)
             out = _hidden(layers[0])
             for k in range(1, c.decoder_layers):
                 w_ih, w_hh, b_ih, b_hh = weights[k]
                 out = nn.functional.dropout(out, c.dropout, self.training)
-                layers[k] = step(out @ w_ih.T + b_ih, layers[k], w_hh, b_hh)
+                layers[k] = step(torch.addmm(b_ih, out, w_ih.T), layers[k], w_hh, b_hh)
                 out = _hidden(layers[k])
-            feed, att = self._attend(out[:, None], enc)                                    # (B, 1, E)
-            vectors.append(feed)
+            vec, att = self._attend(out[:, None], enc)                                     # (B, 1, E), (B, 1, S)
+            feed = vec[:, 0]
+            vectors.append(vec)
             all_weights.append(att)
         att_vec = torch.cat(vectors, dim=1)                                                # (B, T, E)
-        return self.output(self.dropout(att_vec)), (_stack(layers), feed), torch.cat(all_weights, dim=1)
+        return att_vec, (_stack(layers), feed[:, None]), torch.cat(all_weights, dim=1)
 
     def _attend(self, out: Tensor, enc: EncoderOut) -> tuple[Tensor, Tensor]:
         """Decoder states (B, T, H) -> attentional vectors (B, T, E) and weights (B, T, S)."""
         context, weights = self.attention(out, enc.keys, enc.memory, enc.mask)            # (B, T, M)
         return torch.tanh(self.combine(torch.cat([out, context], dim=-1))), weights
 
-    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
-        """Teacher-forced logits (B, T, V) for target inputs tgt_in (B, T) (BOS + target without EOS)."""
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, select: Tensor | None = None) -> Tensor:
+        """Teacher-forced logits (B, T, V) for target inputs tgt_in (B, T) (BOS + target without EOS).
+
+        With `select` (B, T) bool, only the logits of the selected positions (N, V), in row-major order: the
+        largest layer then skips the padding.
+        """
         enc, state = self.encode(src, src_lengths)
-        logits, _, _ = self.decode(enc, tgt_in, state)
-        return logits
+        att_vec, _, _ = self.features(enc, tgt_in, state)                                 # (B, T, E)
+        if select is not None:
+            att_vec = att_vec[select]                                                      # (N, E)
+        return self.output(self.dropout(att_vec))
 
     # --- beam bookkeeping ----------------------------------------------------------------------------------
     @staticmethod
