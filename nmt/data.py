@@ -244,11 +244,12 @@ class Batch:
 
 def pad(seqs: Sequence[Sequence[int]], value: int = 0) -> tuple[Tensor, Tensor]:
     """Right-pad id lists -> ids (B, S) and lengths (B,)."""
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    out = torch.full((len(seqs), max(1, int(lengths.max()) if len(seqs) else 1)), value, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-    return out, lengths
+    sizes = [len(s) for s in seqs]
+    width = max(1, max(sizes, default=1))
+    if not sizes:
+        return torch.full((0, width), value, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    rows = [list(s) + [value] * (width - n) for s, n in zip(seqs, sizes)]     # one tensor call, no per-row copies
+    return torch.tensor(rows, dtype=torch.long), torch.tensor(sizes, dtype=torch.long)
 
 
 def bucket_batches(lengths: Sequence[int], max_tokens: int = 0, batch_size: int = 64, shuffle: bool = True,

@@ -122,7 +122,8 @@ def words_with_offsets(words: list[str]) -> list[tuple[str, int, int]]:
 @dataclass
 class TagBatch:
     words: Tensor           # (B, S) word ids
-    chars: Tensor           # (B, S, W) character ids per word
+    chars: Tensor           # (U, W) character ids of the batch's distinct words (row 0: the empty word)
+    char_index: Tensor      # (B, S) row of `chars` for each position (0 on padding)
     casings: Tensor         # (B, S) casing classes
     lengths: Tensor         # (B,)
     tags: Tensor | None     # (B, S) tag ids, or None at inference
@@ -136,7 +137,7 @@ class TagBatch:
 @dataclass
 class Encoded:
     words: list[int]
-    chars: list[list[int]]
+    chars: list[tuple[int, ...]]
     casings: list[int]
     tags: list[int] | None = None
 
@@ -144,7 +145,7 @@ class Encoded:
 def encode(tokenizer: WordTokenizer, words: list[str], tag_ids: dict | None = None,
            tags: list[str] | None = None, max_word_chars: int = 30) -> Encoded:
     ids, chars = tokenizer.encode(words)
-    chars = [c[:max_word_chars] or [UNK] for c in chars]
+    chars = [tuple(c[:max_word_chars]) or (UNK,) for c in chars]
     return Encoded(ids, chars, [casing(w) for w in words],
                    [tag_ids[t] for t in tags] if tags is not None else None)
 
@@ -154,17 +155,15 @@ def make_batch(items: list[Encoded], index: list[int], unk_words: Tensor | None 
     """Pad sentences into a batch; in training, words seen once become <unk> with probability word_dropout."""
     words, lengths = pad([items[i].words for i in index])
     casings, _ = pad([items[i].casings for i in index])
-    width = max(len(c) for i in index for c in items[i].chars)
-    empty = [0] * width
-    rows = [[c + empty[len(c):] for c in items[i].chars] + [empty] * (words.size(1) - len(items[i].chars))
-            for i in index]
-    chars = torch.tensor(rows, dtype=torch.long)                                      # (B, S, W), one copy
+    rows: dict[tuple, int] = {(): 0}                 # distinct words by their characters (Python-side dedup)
+    char_index, _ = pad([[rows.setdefault(tuple(c), len(rows)) for c in items[i].chars] for i in index])  # (B, S)
+    chars, _ = pad(list(rows))                                                        # (U, W)
     if unk_words is not None and word_dropout > 0:
         gen = torch.Generator().manual_seed(rng.randrange(2 ** 31) if rng else 0)
         drop = unk_words[words] & (torch.rand(words.shape, generator=gen) < word_dropout)
         words = words.masked_fill(drop, UNK)
     tags = pad([items[i].tags for i in index])[0] if items[index[0]].tags is not None else None
-    return TagBatch(words, chars, casings, lengths, tags, list(index))
+    return TagBatch(words, chars, char_index, casings, lengths, tags, list(index))
 
 
 # --- training -----------------------------------------------------------------------------------------------
@@ -190,7 +189,7 @@ class TagTask:
         return [make_batch(self.train, g, self.singletons, self.setup.model.word_dropout, rng) for g in groups]
 
     def loss(self, model: Tagger, batch: TagBatch):
-        emissions = model(batch.words, batch.chars, batch.casings, batch.lengths)   # (B, S, K)
+        emissions = model(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index)  # (B, S, K)
         loss = model.loss(emissions, batch.tags, batch.mask)
         words = int(batch.lengths.sum())
         return loss, {"tokens": words, "nll": float(loss.detach()) * words}
@@ -265,7 +264,7 @@ class NERTagger:
         for group in bucket_batches(lengths, max_tokens=batch_size * 32, batch_size=batch_size, shuffle=False):
             index = [real[g] for g in group]
             batch = make_batch(items, index)
-            emissions = self.model(batch.words, batch.chars, batch.casings, batch.lengths)
+            emissions = self.model(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index)
             best = self.model.decode(emissions, batch.mask).tolist()                # (B, S)
             for row, i in enumerate(index):
                 result[i] = [self.tags[t] for t in best[row][: len(sentences[i])]]

@@ -132,6 +132,7 @@ class WordTokenizer:
         self.itos = SPECIALS + [w for w in words if w not in SPECIALS]
         self.stoi = {w: i for i, w in enumerate(self.itos)}
         self.chars = CharTokenizer(chars)
+        self._seen: dict[str, tuple[int, list[int]]] = {}      # word -> (id, character ids): text repeats words
 
     @staticmethod
     def normalize(word: str) -> str:
@@ -154,8 +155,15 @@ class WordTokenizer:
         return len(self.itos)
 
     def encode(self, words: list[str]) -> tuple[list[int], list[list[int]]]:
-        ids = [self.stoi.get(self.normalize(w), UNK) for w in words]
-        return ids, [self.chars.encode(w) for w in words]
+        """Word ids and character ids per word (memoised per word: lookups are the cost of tagging a corpus)."""
+        pairs = [self._seen.get(w) or self._remember(w) for w in words]
+        return [i for i, _ in pairs], [c for _, c in pairs]
+
+    def _remember(self, word: str) -> tuple[int, list[int]]:
+        if len(self._seen) >= 200_000:
+            self._seen.clear()
+        pair = self._seen[word] = (self.stoi.get(self.normalize(word), UNK), self.chars.encode(word))
+        return pair
 
     def decode(self, ids: list[int]) -> list[str]:
         return [self.itos[i] for i in ids]

@@ -120,15 +120,30 @@ def test_tagger_emissions_and_loss_are_padding_invariant(char_features):
     model = Tagger(tiny_config(char_features), TAGS).eval()
     items = [item(3, 1), item(7, 2)]
     alone, both = make_batch(items, [0]), make_batch(items, [0, 1])
-    assert both.chars.size(2) >= alone.chars.size(2) and both.words.shape == (2, 7)
-    em_alone = model(alone.words, alone.chars, alone.casings, alone.lengths)
-    em_both = model(both.words, both.chars, both.casings, both.lengths)
+    assert both.chars.size(1) >= alone.chars.size(1) and both.words.shape == (2, 7)
+    assert both.char_index.shape == (2, 7) and torch.all(both.char_index[0, 3:] == 0)   # padding: the empty word
+    em_alone = model(alone.words, alone.chars, alone.casings, alone.lengths, alone.char_index)
+    em_both = model(both.words, both.chars, both.casings, both.lengths, both.char_index)
     assert em_alone.shape == (1, 3, len(TAGS)) and em_both.shape == (2, 7, len(TAGS))
     assert torch.allclose(em_alone[0], em_both[0, :3], atol=1e-5)
     nll_alone = model.crf.nll(em_alone, alone.tags, alone.mask)
     nll_both = model.crf.nll(em_both, both.tags, both.mask)
     assert nll_alone[0].item() == pytest.approx(nll_both[0].item(), abs=1e-4)
     assert torch.equal(model.decode(em_alone, alone.mask)[0], model.decode(em_both, both.mask)[0, :3])
+
+
+@pytest.mark.parametrize("char_features", ["cnn", "lstm"])
+def test_distinct_word_features_equal_per_position_features(char_features):
+    """The batch convolves each distinct word once; the result equals computing every position's word."""
+    torch.manual_seed(0)
+    model = Tagger(tiny_config(char_features), TAGS).eval()
+    items = [item(5, 3), item(4, 3), item(6, 4)]          # the same seed twice: repeated words across sentences
+    batch = make_batch(items, [0, 1, 2])
+    assert batch.chars.size(0) < 1 + 15                    # fewer distinct words than positions
+    per_position = batch.chars[batch.char_index]           # (B, S, W)
+    fast = model(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index)
+    slow = model(batch.words, per_position, batch.casings, batch.lengths)
+    assert torch.allclose(fast, slow, atol=1e-5)
 
 
 def test_casing_classes():

@@ -47,14 +47,11 @@ class CharCNN(nn.Module):
         self.output_size = filters
 
     def forward(self, chars: Tensor) -> Tensor:
-        """chars (B, S, W) -> (B, S, F). Each distinct word of the batch is convolved once."""
-        b, s, w = chars.shape
-        words, where = torch.unique(chars.view(b * s, w), dim=0, return_inverse=True)   # (U, W), (B*S,)
-        x = self.embed(words).transpose(1, 2)                                       # (U, C, W)
-        h = self.conv(x).masked_fill((words == 0)[:, None, :], float("-inf"))       # (U, F, W)
+        """chars (U, W) character ids of U words -> (U, F); an empty (all-padding) word gives zeros."""
+        x = self.embed(chars).transpose(1, 2)                                       # (U, C, W)
+        h = self.conv(x).masked_fill((chars == 0)[:, None, :], float("-inf"))       # (U, F, W)
         h = h.max(dim=2).values                                                     # (U, F)
-        h = h.masked_fill(torch.isinf(h), 0.0)                                      # empty (padding) words -> 0
-        return h[where].view(b, s, -1)
+        return h.masked_fill(torch.isinf(h), 0.0)
 
 
 class CharLSTM(nn.Module):
@@ -67,17 +64,15 @@ class CharLSTM(nn.Module):
         self.output_size = 2 * hidden
 
     def forward(self, chars: Tensor) -> Tensor:
-        """chars (B, S, W) -> (B, S, 2*Hc)."""
-        b, s, w = chars.shape
-        flat = chars.view(b * s, w)
-        lengths = (flat != 0).sum(1)                                                # (B*S,)
-        out = flat.new_zeros(b * s, self.output_size, dtype=torch.float)
+        """chars (U, W) character ids of U words -> (U, 2*Hc); an empty (all-padding) word gives zeros."""
+        lengths = (chars != 0).sum(1)                                               # (U,)
+        out = chars.new_zeros(chars.size(0), self.output_size, dtype=torch.float)
         real = lengths > 0
         if real.any():
-            _, (h, _) = self.rnn(self.embed(flat[real]), lengths[real])             # h: (2, N, Hc)
+            _, (h, _) = self.rnn(self.embed(chars[real]), lengths[real])            # h: (2, N, Hc)
             out = out.to(h.dtype)
             out[real] = torch.cat([h[0], h[1]], dim=1)
-        return out.view(b, s, -1)
+        return out
 
 
 class Tagger(nn.Module):
@@ -102,11 +97,19 @@ class Tagger(nn.Module):
                 nn.init.uniform_(emb.weight, -bound, bound)
                 emb.weight.data[0].zero_()
 
-    def forward(self, words: Tensor, chars: Tensor, casings: Tensor, lengths: Tensor) -> Tensor:
-        """words (B, S), chars (B, S, W), casings (B, S), lengths (B,) -> emission scores (B, S, K)."""
+    def forward(self, words: Tensor, chars: Tensor, casings: Tensor, lengths: Tensor,
+                char_index: Tensor | None = None) -> Tensor:
+        """words (B, S), casings (B, S), lengths (B,) and the characters -> emission scores (B, S, K).
+
+        Characters: chars (B, S, W) per position, or (with char_index (B, S)) chars (U, W) of the batch's U
+        distinct words and, per position, the row of its word: each distinct word's features are computed once.
+        """
         parts = [self.word_embed(words)]                                            # (B, S, Ew)
         if self.chars is not None:
-            parts.append(self.chars(chars))                                         # (B, S, F)
+            if char_index is None:
+                b, s, w = chars.shape
+                chars, char_index = chars.view(b * s, w), torch.arange(b * s).view(b, s)
+            parts.append(self.chars(chars)[char_index])                             # (B, S, F)
         if self.casing_embed is not None:
             parts.append(self.casing_embed(casings))                                # (B, S, Ec)
         h, _ = self.encoder(self.dropout(torch.cat(parts, dim=-1)), lengths)        # (B, S, 2H)
