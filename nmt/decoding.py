@@ -47,29 +47,39 @@ def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
 @torch.inference_mode()
 def greedy(model, src: Tensor, lengths: Tensor, bos: int, eos: int, max_len_ratio: float = 2.0,
            keep_attention: bool = False, max_len: int = 0, encode_args: tuple = ()) -> list[list[Hypothesis]]:
-    """Argmax decoding; returns one hypothesis per sentence (as a one-element n-best list)."""
+    """Argmax decoding; returns one hypothesis per sentence (as a one-element n-best list).
+
+    Sentences leave the batch as soon as they end (their rows of the encoder output and state are dropped), so
+    the steps after the shortest output cost only what the unfinished sentences need.
+    """
     enc, state = model.encode(src, lengths, *encode_args)
     B = src.size(0)
     caps = max_lengths(lengths, max_len_ratio, max_len)
+    steps = int(caps.max()) + 1                     # at most caps tokens, then EOS
+    out = torch.full((B, steps), eos, dtype=torch.long)
+    att_all = torch.zeros(B, steps, src.size(1)) if keep_attention else None          # (B, T, S)
+    scores = torch.zeros(B)
+    alive = torch.arange(B)                         # batch rows -> sentences
     y = torch.full((B, 1), bos, dtype=torch.long)
-    out, scores, weights = [], torch.zeros(B), []
-    done = torch.zeros(B, dtype=torch.bool)
-    for t in range(int(caps.max()) + 1):      # at most caps tokens, then EOS
+    for t in range(steps):
         logits, state, att = model.decode(enc, y, state)
-        logp = torch.log_softmax(logits[:, -1].float(), dim=-1)                    # (B, V)
-        token = logp.argmax(-1)
-        token = torch.where((caps <= t) & ~done, torch.full_like(token, eos), token)
-        token = torch.where(done, torch.full_like(token, eos), token)
-        scores += torch.where(done, 0.0, logp.gather(1, token[:, None]).squeeze(1))
-        out.append(token)
+        logits = logits[:, -1].float()                                                # (R, V)
+        token = logits.argmax(-1)
+        token = torch.where(caps[alive] <= t, torch.full_like(token, eos), token)
+        logp = logits.gather(1, token[:, None]).squeeze(1) - torch.logsumexp(logits, -1)
+        scores[alive] += logp
+        out[alive, t] = token
         if keep_attention:
-            weights.append(att[:, -1])
-        done |= token == eos
-        y = token[:, None]
-        if done.all():
+            att_all[alive, t] = att[:, -1]
+        going = token != eos
+        if not going.any():
             break
-    tokens = torch.stack(out, 1).tolist()
-    att_all = torch.stack(weights, 1) if keep_attention else None                    # (B, T, S)
+        if not going.all():                         # drop the finished sentences from the batch
+            keep = going.nonzero().squeeze(1)
+            enc, state = model.reorder_encoder(enc, keep), model.reorder_state(state, keep)
+            alive, token = alive[keep], token[keep]
+        y = token[:, None]
+    tokens = out.tolist()
     results = []
     for b in range(B):
         seq = tokens[b][: tokens[b].index(eos)] if eos in tokens[b] else tokens[b]
@@ -105,61 +115,55 @@ def beam_search(model, src: Tensor, lengths: Tensor, bos: int, eos: int, beam: i
     att_history = None
     done = torch.zeros(B * K, dtype=torch.bool)
     out_len = torch.zeros(B * K, dtype=torch.long)
+    alive = torch.arange(B)                      # sentences still searching; the batch holds their K rows each
+    finished: dict[int, tuple] = {}              # sentence -> (scores, lengths, tokens, attention) of its K rows
     for t in range(int(caps.max()) + 1):      # at most caps tokens, then EOS
         logits, state, att = model.decode(enc, y, state)
-        logp = torch.log_softmax(logits[:, -1].float(), dim=-1)                     # (B*K, V)
+        logp = torch.log_softmax(logits[:, -1].float(), dim=-1)                     # (R*K, V)
         if no_repeat_ngram:
             logp[repeated_ngrams(history, no_repeat_ngram, logp.size(-1))] = float("-inf")
         eos_logp = logp[:, eos].clone() if t >= min_len else torch.full_like(logp[:, eos], -1e9)
         logp[done | (caps <= t)] = float("-inf")                                     # only EOS may follow
         logp[:, eos] = torch.where(done, 0.0, eos_logp)
-        V = logp.size(-1)
-        candidates = (scores[:, None] + logp).view(B, K * V)                          # (B, K*V)
-        top, idx = candidates.topk(K, dim=-1)                                         # (B, K)
-        origin = (idx // V + torch.arange(B)[:, None] * K).view(-1)                   # (B*K,) rows they extend
+        R, V = alive.numel(), logp.size(-1)
+        candidates = (scores[:, None] + logp).view(R, K * V)                          # (R, K*V)
+        top, idx = candidates.topk(K, dim=-1)                                         # (R, K)
+        origin = (idx // V + torch.arange(R)[:, None] * K).view(-1)                   # (R*K,) rows they extend
         token = (idx % V).view(-1)
         scores = top.view(-1)
         history = torch.cat([history[origin], token[:, None]], dim=1)
         if keep_attention:
-            step_att = att[:, -1][origin][:, None]                                    # (B*K, 1, S)
+            step_att = att[:, -1][origin][:, None]                                    # (R*K, 1, S)
             att_history = step_att if att_history is None else torch.cat([att_history[origin], step_att], 1)
         out_len = torch.where(done[origin], out_len[origin], out_len[origin] + 1)
         done = done[origin] | (token == eos)
         state = model.reorder_state(state, origin)
         y = token[:, None]
-        if done.all():
-            break
-    final = (scores / length_penalty(out_len, alpha)).view(B, K)
-    order = final.argsort(dim=-1, descending=True)[:, :n_best]                        # (B, n_best)
-    tokens = history.tolist()
+        ended = done.view(R, K).all(1)                                                # (R,)
+        last = t == int(caps.max())
+        if ended.any() or last:                  # a sentence whose K hypotheses all ended leaves the batch
+            leaving = torch.ones_like(ended) if last else ended
+            for r in leaving.nonzero().squeeze(1).tolist():
+                rows = slice(r * K, (r + 1) * K)
+                finished[int(alive[r])] = (scores[rows], out_len[rows], history[rows].tolist(),
+                                           att_history[rows] if keep_attention else None)
+            if last or ended.all():
+                break
+            keep = (~ended).nonzero().squeeze(1)                                      # (R',)
+            rows = (keep[:, None] * K + torch.arange(K)).view(-1)                     # (R'*K,)
+            enc, state = model.reorder_encoder(enc, rows), model.reorder_state(state, rows)
+            alive, caps, scores, history, done, out_len, y = (alive[keep], caps[rows], scores[rows], history[rows],
+                                                              done[rows], out_len[rows], y[rows])
+            if keep_attention:
+                att_history = att_history[rows]
     results = []
     for b in range(B):
+        b_scores, b_len, tokens, b_att = finished[b]
+        final = b_scores / length_penalty(b_len, alpha)                               # (K,)
         hyps = []
-        for k in order[b].tolist():
-            row = b * K + k
-            seq = tokens[row][: tokens[row].index(eos)] if eos in tokens[row] else tokens[row]
-            att = att_history[row, : len(seq) + 1, : int(lengths[b])] if keep_attention else None
-            hyps.append(Hypothesis(seq, float(final[b, k]), att))
+        for k in final.argsort(descending=True)[:n_best].tolist():
+            seq = tokens[k][: tokens[k].index(eos)] if eos in tokens[k] else tokens[k]
+            att = b_att[k, : len(seq) + 1, : int(lengths[b])] if keep_attention else None
+            hyps.append(Hypothesis(seq, float(final[k]), att))
         results.append(hyps)
     return results
-
-
-def sample_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                  generator: torch.Generator | None = None) -> Tensor:
-    """Draw one token per row of logits (B, V) -> (B,).
-
-    temperature 0 is argmax; otherwise logits / temperature, restricted to the top_k most likely tokens and to the
-    smallest set whose probability reaches top_p (nucleus sampling), then a multinomial draw.
-    """
-    if temperature == 0:
-        return logits.argmax(-1)
-    logits = logits / temperature
-    if top_k and top_k < logits.size(-1):
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]                                # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cumulative - sorted_logits.softmax(-1) >= top_p                        # keeps at least one token
-        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
