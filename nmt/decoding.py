@@ -167,3 +167,24 @@ def beam_search(model, src: Tensor, lengths: Tensor, bos: int, eos: int, beam: i
             hyps.append(Hypothesis(seq, float(final[k]), att))
         results.append(hyps)
     return results
+
+
+def sample_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """Draw one token per row of logits (B, V) -> (B,).
+
+    temperature 0 is argmax; otherwise logits / temperature, restricted to the top_k most likely tokens and to the
+    smallest set whose probability reaches top_p (nucleus sampling), then a multinomial draw.
+    """
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k and top_k < logits.size(-1):
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]                                # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) >= top_p                        # keeps at least one token
+        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
