@@ -37,11 +37,6 @@ class Context:
         return self.world > 1
 
 
-def env_rank() -> int:
-    """This process's rank as torchrun set it (0 without torchrun): for code that runs before `init`."""
-    return int(os.environ.get("RANK", "0"))
-
-
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """'cpu', 'cuda', 'cuda:N' or 'auto' (a GPU when there is one) -> a device; ConfigError if it is absent."""
     if name == "auto":
@@ -58,7 +53,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 def init(device: str = "cpu") -> Context:
     """Join the process group torchrun describes (if any) and return this process's place in it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = env_rank(), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     dev = resolve_device(device, local_rank)
     if world > 1 and not dist.is_initialized():

@@ -111,7 +111,6 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas),
                                            weight_decay=o.weight_decay)
         self.state = TrainState()
-        self._time_up = False
 
     # --- persistence -----------------------------------------------------------------------------------------
     def _rng(self) -> dict:
@@ -195,8 +194,8 @@ class Trainer:
                 s.batch_index += advance
                 if not mine:
                     continue
-                self._time_up = self.ctx.is_main and bool(c.max_minutes) and time.time() - start >= c.max_minutes * 60
-                stats = self._step(mine)
+                time_up = self.ctx.is_main and bool(c.max_minutes) and time.time() - start >= c.max_minutes * 60
+                stats = self._step(mine, time_up)
                 s.step += 1
                 for k in ("loss", "nll", "tokens"):
                     window[k] += stats[k]
@@ -218,8 +217,9 @@ class Trainer:
         self._emit("on_end", s)
         return s
 
-    def _step(self, micro: list) -> dict:
-        """One update from this rank's micro-batches; the gradient is the token-weighted mean over all ranks."""
+    def _step(self, micro: list, time_up: bool = False) -> dict:
+        """One update from this rank's micro-batches; the gradient is the token-weighted mean over all ranks.
+        `time_up` (rank 0's clock) is summed with the counts, so every rank learns it in the same call."""
         self.net.train()
         lr = learning_rate(self.config.optim, self.state.step, self.state.lr_scale, self.config.max_steps)
         for group in self.optimizer.param_groups:
@@ -237,7 +237,7 @@ class Trainer:
                 (loss * stats["tokens"] if weighted else loss).backward()
             loss_sum += float(loss.detach()) * stats["tokens"]
             nll, tokens = nll + stats["nll"], tokens + stats["tokens"]
-        loss_sum, nll, tokens, stop = dist_io.all_sum([loss_sum, nll, tokens, float(self._time_up)], self.ctx)
+        loss_sum, nll, tokens, stop = dist_io.all_sum([loss_sum, nll, tokens, float(time_up)], self.ctx)
         if weighted:            # DDP averaged the rank sums; turn them into the mean over every token
             scale = self.ctx.world / max(1.0, tokens)
             for p in self.model.parameters():
