@@ -18,11 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-
 from bench.common import copy_bandwidth_gbs, machine, matmul_gflops  # noqa: E402
 from nmt import charlm  # noqa: E402
 from nmt.config import from_dict  # noqa: E402
+import torch  # noqa: E402
 
 
 def generation_rate(model, tok, streams: int, length: int) -> float:

@@ -18,8 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
 from bench.common import count_flops, machine, matmul_gflops  # noqa: E402
 from nmt.data import corpus_files, read_parallel  # noqa: E402
 from nmt.training import Trainer, set_threads  # noqa: E402

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from nmt import checkpoint as ckpt_io
 from nmt import metrics
 from nmt.config import DecodeConfig, Seq2SeqConfig, TokenizerConfig, TrainConfig, from_dict, to_dict
 from nmt.data import Batch, EncodedPairs, LazyBatches, ParallelCorpus, bucket_batches, make_seq2seq_batch, pad
 from nmt.decoding import Hypothesis, beam_search, greedy
+from nmt.losses import smoothed_cross_entropy
 from nmt.models.seq2seq import Seq2Seq
 from nmt.tokenizers import BOS, EOS, PAD, SentencePieceTokenizer, tokenizer_from_state
 from nmt.training import Validation
@@ -35,9 +35,8 @@ def smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) 
     mask = target != PAD
     real = (logits if logits.dim() == 2 else logits[mask]).float()                    # (N, V)
     gold = target[mask]                                                               # (N,)
-    loss = F.cross_entropy(real, gold, reduction="sum", label_smoothing=smoothing)
-    with torch.no_grad():
-        nll = float((torch.logsumexp(real, -1) - real.gather(1, gold[:, None]).squeeze(1)).sum())
+    loss, nll = smoothed_cross_entropy(real, gold, smoothing)
+    nll = float(nll.sum())
     tokens = int(gold.numel())
     return loss / max(1, tokens), {"tokens": tokens, "nll": nll}
 

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import RNNConfig
+from nmt.models.bptt import gru_layers
 from nmt.models.cells import GATES, ScratchRNN
 
 FUSED = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -42,6 +43,12 @@ class Recurrent(nn.Module):
                 self.rnn.register_parameter(name + "_raw", raw)
                 setattr(self.rnn, name, raw.view_as(raw))
 
+    def _hand_bptt(self, x: Tensor) -> bool:
+        """Train torch's GRU on the CPU with the hand-written BPTT of models/bptt.py: same results, and each
+        weight gradient is one product over all steps instead of one per step (about 3x faster backward)."""
+        return (isinstance(self.rnn, nn.GRU) and x.device.type == "cpu" and torch.is_grad_enabled()
+                and not self.weight_drop)
+
     def weight(self, name: str) -> Tensor:
         """A weight under torch's name (e.g. 'weight_hh_l0'): the raw parameter, without weight drop."""
         dropped = self.weight_drop and name in self._dropped
@@ -63,6 +70,9 @@ class Recurrent(nn.Module):
                 # a plain tensor, never the Parameter itself (which would register it under torch's name again)
                 dropped = nn.functional.dropout(raw, self.weight_drop) if self.training else raw.view_as(raw)
                 setattr(self.rnn, name, dropped)
+        if self._hand_bptt(x):
+            mask = None if lengths is None else torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]
+            return gru_layers(self.rnn, x, mask, hx)
         if lengths is None:
             return self.rnn(x, hx)
         if isinstance(self.rnn, ScratchRNN):

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from nmt.config import Seq2SeqConfig, RNNConfig
 from nmt.models.attention import Attention
 from nmt.models.cells import gru_step, lstm_step, rnn_step
+from nmt.models.bptt import FeedGRUBahdanau
 from nmt.models.rnn import Recurrent
 
 
@@ -84,6 +85,10 @@ class Seq2Seq(nn.Module):
         self.emb_dropout = nn.Dropout(c.emb_dropout)
         self.dropout = nn.Dropout(c.dropout)
         self.is_lstm = c.encoder.cell == "lstm"
+        # input feeding with one GRU layer and Bahdanau attention runs as one autograd function with hand-written
+        # BPTT (models/bptt.py); other decoders, and impl=scratch, loop over the cell step functions
+        self.fused_feed = (c.input_feeding and c.encoder.cell == "gru" and c.decoder_layers == 1
+                           and c.attention == "bahdanau" and c.encoder.impl == "fused")
 
     # --- encoder -------------------------------------------------------------------------------------------
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[EncoderOut, State]:
@@ -124,7 +129,20 @@ class Seq2Seq(nn.Module):
             out, rnn_state = self.decoder(emb, hx=rnn_state)                              # (B, T, H)
             att_vec, weights = self._attend(out, enc)
             return att_vec, (rnn_state, None), weights
+        if self.fused_feed:
+            return self._feed_fused(emb, enc, rnn_state, feed)
         return self._feed_loop(emb, enc, rnn_state, feed)
+
+    def _feed_fused(self, emb: Tensor, enc: EncoderOut, rnn_state: Tensor, feed: Tensor | None):
+        """`_feed_loop` for a one-layer GRU with Bahdanau attention, as one function with batched weight gradients."""
+        E, rnn, att = self.config.embed_size, self.decoder.rnn, self.attention
+        w_ih = rnn.weight_ih_l0
+        x_emb = torch.addmm(rnn.bias_ih_l0, emb.flatten(0, 1), w_ih[:, :E].T).view(*emb.shape[:2], -1)  # (B, T, 3H)
+        feed = emb.new_zeros(emb.size(0), E) if feed is None else feed[:, 0]               # (B, E)
+        att_vec, h, weights = FeedGRUBahdanau.apply(
+            x_emb, feed, rnn_state[0], w_ih[:, E:], rnn.weight_hh_l0, rnn.bias_hh_l0, att.query_proj.weight,
+            att.v.weight[0], self.combine.weight, enc.keys, enc.memory, enc.mask)
+        return att_vec, (h[None], att_vec[:, -1:]), weights
 
     def _feed_loop(self, emb: Tensor, enc: EncoderOut, rnn_state, feed: Tensor | None):
         """Input feeding: the attentional vector of step t-1 joins the input of step t, so steps run in a loop.
