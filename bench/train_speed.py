@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import count_flops, machine, matmul_gflops  # noqa: E402
+import torch  # noqa: E402
 from nmt.data import corpus_files, read_parallel  # noqa: E402
 from nmt.training import Trainer, set_threads  # noqa: E402
 from nmt.translation import TranslationTask, build_model, make_setup, train_tokenizers  # noqa: E402
@@ -31,11 +32,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="timed steps (after 5 warm-up steps)")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda: on a GPU the matmul share is not measured")
     args = parser.parse_args()
     set_threads(args.threads)
-    overrides = {"train.batch_tokens": 0, "train.batch_size": 64, "model.input_feeding": args.input_feeding}
+    overrides = {"train.batch_tokens": 0, "train.batch_size": 64, "model.input_feeding": args.input_feeding,
+                 "train.device": args.device}
     setup = make_setup(args.preset, overrides=overrides)
     pairs = read_parallel(*corpus_files("multi30k", "train", args.data_dir)["paths"])
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     toks = train_tokenizers(pairs, setup.tokenizer)
     task = TranslationTask(setup, toks, pairs, pairs[:10])
     model = build_model(setup, toks)
@@ -44,13 +48,16 @@ def main() -> None:
     for i in range(5):
         trainer._step([batches[i]])
     timed = [batches[i] for i in range(5, 5 + args.steps)]
+    sync()
     start = time.perf_counter()
     tokens = sum(trainer._step([b])["tokens"] for b in timed)
+    sync()
     seconds = time.perf_counter() - start
     flops = sum(count_flops(lambda b=b: trainer._step([b])) for b in timed[:5]) / sum(b.num_tgt_tokens for b in timed[:5])
-    peak = matmul_gflops()
+    peak = matmul_gflops() if args.device == "cpu" else float("nan")
     rate = tokens / seconds
-    result = {"machine": machine(), "preset": args.preset, "input_feeding": args.input_feeding,
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
+    result = {"machine": machine(), "device": device, "preset": args.preset, "input_feeding": args.input_feeding,
               "vocab": toks["tgt"].vocab_size, "target_tokens_per_s": round(rate),
               "epoch_minutes": round(sum(len(t) + 1 for t in task.train.take(range(len(task.train)))[1]) / rate / 60, 2),
               "gflop_per_token": round(flops / 1e9, 4), "model_gflops": round(flops * rate / 1e9, 1),

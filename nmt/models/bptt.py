@@ -82,9 +82,11 @@ class GRUSequence(torch.autograd.Function):
         d_out = None if d_out is None else d_out.transpose(0, 1)                       # (T, B, H)
         d_gi, d_gh = n.new_empty(T, B, 3 * H), n.new_empty(T, B, 3 * H)
         for t in range(T - 1, -1, -1):
-            d_step = (dh if d_out is None else dh + d_out[t]) * keep[t]               # masked steps: no update,
+            # a masked step left h unchanged: its gradient passes straight through to h_{t-1}
+            d_step = (dh if d_out is None else dh + d_out[t]) * keep[t]
             dh = _gru_step_backward(d_step, hs[t], rz[t], n[t], ghn[t], w_hh, d_gi[t], d_gh[t]) + dh * ~keep[t]
         return d_gi.transpose(0, 1), dh, _rows(d_gh).T @ _rows(hs[:-1]), _rows(d_gh).sum(0), None
+
 
 class FeedGRUBahdanau(torch.autograd.Function):
     """The input-feeding decoder loop. Per step, with X_t = W_e y_t + b_ih (the embedding half, given):

@@ -85,8 +85,8 @@ class Seq2Seq(nn.Module):
         self.emb_dropout = nn.Dropout(c.emb_dropout)
         self.dropout = nn.Dropout(c.dropout)
         self.is_lstm = c.encoder.cell == "lstm"
-        # input feeding with one GRU layer and Bahdanau attention runs as one autograd function with hand-written
-        # BPTT (models/bptt.py); other decoders, and impl=scratch, loop over the cell step functions
+        # in training, input feeding with one GRU layer and Bahdanau attention runs as one autograd function with
+        # hand-written BPTT (models/bptt.py); other decoders, impl=scratch and decoding loop over the cell steps
         self.fused_feed = (c.input_feeding and c.encoder.cell == "gru" and c.decoder_layers == 1
                            and c.attention == "bahdanau" and c.encoder.impl == "fused")
 
@@ -129,7 +129,7 @@ class Seq2Seq(nn.Module):
             out, rnn_state = self.decoder(emb, hx=rnn_state)                              # (B, T, H)
             att_vec, weights = self._attend(out, enc)
             return att_vec, (rnn_state, None), weights
-        if self.fused_feed:
+        if self.fused_feed and torch.is_grad_enabled():      # training; decoding steps one at a time below
             return self._feed_fused(emb, enc, rnn_state, feed)
         return self._feed_loop(emb, enc, rnn_state, feed)
 
