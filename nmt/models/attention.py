@@ -38,7 +38,8 @@ class Attention(nn.Module):
         Returns context (B, T, M) and attention weights (B, T, S), each row summing to 1 over real tokens.
         """
         if self.kind == "bahdanau":
-            hidden = torch.tanh(self.query_proj(query)[:, :, None] + keys[:, None])   # (B, T, S, A)
+            # tanh in place: the sum is a fresh (B, T, S, A) tensor, so no second one is allocated and written
+            hidden = (self.query_proj(query)[:, :, None] + keys[:, None]).tanh_()     # (B, T, S, A)
             scores = self.v(hidden).squeeze(-1)                                      # (B, T, S)
         else:
             scores = query @ keys.transpose(1, 2)                                    # (B, T, S)
