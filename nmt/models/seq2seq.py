@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from nmt.config import Seq2SeqConfig, RNNConfig
 from nmt.models.attention import Attention
-from nmt.models.cells import gru_step, lstm_step, rnn_step
 from nmt.models.bptt import FeedGRUBahdanau
+from nmt.models.cells import gru_step, lstm_step, rnn_step
 from nmt.models.rnn import Recurrent
 
 
