@@ -78,7 +78,7 @@ class GRUSequence(torch.autograd.Function):
     def backward(ctx, d_out: Tensor | None, d_last: Tensor | None):
         hs, rz, n, ghn, w_hh, keep = ctx.saved_tensors
         T, B, H = n.shape
-        dh = torch.zeros_like(hs[0]) if d_last is None else d_last.clone()            # (B, H)
+        dh = torch.zeros_like(hs[0]) if d_last is None else d_last                     # (B, H)
         d_out = None if d_out is None else d_out.transpose(0, 1)                       # (T, B, H)
         d_gi, d_gh = n.new_empty(T, B, 3 * H), n.new_empty(T, B, 3 * H)
         for t in range(T - 1, -1, -1):

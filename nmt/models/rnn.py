@@ -70,14 +70,13 @@ class Recurrent(nn.Module):
                 # a plain tensor, never the Parameter itself (which would register it under torch's name again)
                 dropped = nn.functional.dropout(raw, self.weight_drop) if self.training else raw.view_as(raw)
                 setattr(self.rnn, name, dropped)
+        mask = None if lengths is None else torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]
         if self._hand_bptt(x):
-            mask = None if lengths is None else torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]
             return gru_layers(self.rnn, x, mask, hx)
         if lengths is None:
             return self.rnn(x, hx)
         if isinstance(self.rnn, ScratchRNN):
-            mask = torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]   # (B, S)
-            return self.rnn(x, hx, mask=mask)
+            return self.rnn(x, hx, mask=mask)                                          # mask (B, S)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, state = self.rnn(packed, hx)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))   # (B, S, D*H)
