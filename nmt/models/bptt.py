@@ -90,8 +90,9 @@ class GRUSequence(torch.autograd.Function):
 
 class FeedGRUBahdanau(torch.autograd.Function):
     """The input-feeding decoder loop. Per step, with X_t = W_e y_t + b_ih (the embedding half, given):
-        h_t = GRU(X_t + W_f a_{t-1}, h_{t-1});  e_s = tanh(K_s + W_q h_t);  α = softmax_s(v · e_s) over real tokens
+        h_t = GRU(X_t + W_f a_{t-1}, h_{t-1});  e_s = σ(2 K_s + 2 W_q h_t);  α = softmax_s(2 v · e_s) over real tokens
         c_t = Σ_s α_s M_s;  a_t = tanh(W_c [h_t; c_t])
+    The scores 2 v · e_s are v · tanh(K_s + W_q h_t) less the constant Σv, as in `attention.additive_scores`.
     (x_emb (B, T, 3H), a0 (B, E), h0 (B, H), weights, keys (B, S, A), memory (B, S, M), mask (B, S)) ->
     attentional vectors (B, T, E), h_T (B, H), attention weights (B, T, S) (not differentiable)."""
 
@@ -107,12 +108,13 @@ class FeedGRUBahdanau(torch.autograd.Function):
         energy, alpha, context = new(T, B, S, keys.size(2)), new(T, B, S), new(T, B, M)
         hs[0], feeds[0] = h0, a0
         w_ch, w_cc = w_c[:, :H], w_c[:, H:]
-        pad = ~mask                                                                    # (B, S)
+        pad, v2 = ~mask, v * 2                                                         # (B, S), (A,)
         for t, x_t in enumerate(x_emb.unbind(1)):                                      # (B, 3H)
             gi = torch.addmm(x_t, feeds[t], w_feed.T)                                  # (B, 3H)
             hs[t + 1] = _gru_step(gi, hs[t], w_hh, b_hh, rz[t], n[t], ghn[t])
-            torch.add(keys, (hs[t + 1] @ w_q.T)[:, None], out=energy[t]).tanh_()      # (B, S, A)
-            scores = (energy[t] @ v).masked_fill_(pad, float("-inf"))                  # (B, S)
+            q2 = (hs[t + 1] @ w_q.T).mul_(2)[:, None]                                  # (B, 1, A)
+            torch.add(q2, keys, alpha=2, out=energy[t]).sigmoid_()                     # (B, S, A)
+            scores = (energy[t] @ v2).masked_fill_(pad, float("-inf"))                 # (B, S)
             alpha[t] = torch.softmax(scores, dim=1)
             torch.bmm(alpha[t][:, None], memory, out=context[t][:, None])              # (B, 1, M)
             torch.tanh(torch.addmm(hs[t + 1] @ w_ch.T, context[t], w_cc.T), out=feeds[t + 1])
@@ -125,6 +127,7 @@ class FeedGRUBahdanau(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, d_out: Tensor | None, d_hT: Tensor | None, _d_alpha):
         hs, feeds, rz, n, ghn, energy, alpha, context, w_feed, w_hh, w_q, v, w_c, memory = ctx.saved_tensors
+        v2 = v * 2
         T, B, H = n.shape
         w_ch, w_cc = w_c[:, :H], w_c[:, H:]
         d_out = torch.zeros_like(feeds[1:]) if d_out is None else d_out.transpose(0, 1)    # (T, B, E)
@@ -139,23 +142,23 @@ class FeedGRUBahdanau(torch.autograd.Function):
             d_pre[t] = tanh_backward(d_out[t] + da, feeds[t + 1])                          # (B, E)
             dh.addmm_(d_pre[t], w_ch)
             torch.mm(d_pre[t], w_cc, out=d_context[t])                                     # (B, M)
-            # c_t = α M, α = softmax(v · tanh(K + W_q h_t))
+            # c_t = α M, α = softmax(2 v · σ(2 K + 2 W_q h_t)); d_z is the gradient of the sigmoid's input
             d_alpha = torch.bmm(memory, d_context[t][:, :, None]).squeeze(2)              # (B, S)
             a = alpha[t]
             torch.mul(a, d_alpha - (a * d_alpha).sum(1, keepdim=True), out=d_scores[t])
-            d_energy = tanh_backward(d_scores[t][:, :, None] * v, energy[t])              # (B, S, A)
-            d_keys += d_energy
-            torch.sum(d_energy, dim=1, out=d_q[t])
+            d_z = sigmoid_backward(d_scores[t][:, :, None] * v2, energy[t])               # (B, S, A)
+            d_keys += d_z
+            torch.sum(d_z, dim=1, out=d_q[t]).mul_(2)                                     # (B, A): d(W_q h_t)
             dh.addmm_(d_q[t], w_q)
             # the GRU step, then its input a_{t-1} through W_f
             dh = _gru_step_backward(dh, hs[t], rz[t], n[t], ghn[t], w_hh, d_gi[t], d_gh[t])
             da = d_gi[t] @ w_feed                                                          # (B, E)
         # every weight gradient: one product over all T*B rows
         d_w_c = _rows(d_pre).T @ torch.cat([_rows(hs[1:]), _rows(context)], dim=1)        # (E, H + M)
-        d_v = d_scores.reshape(1, -1) @ energy.reshape(-1, energy.size(-1))               # (1, A)
+        d_v = 2 * d_scores.reshape(1, -1) @ energy.reshape(-1, energy.size(-1))           # (1, A)
         d_memory = torch.bmm(alpha.permute(1, 2, 0), d_context.transpose(0, 1))           # (B, S, M)
         return (d_gi.transpose(0, 1), da, dh, _rows(d_gi).T @ _rows(feeds[:-1]), _rows(d_gh).T @ _rows(hs[:-1]),
-                _rows(d_gh).sum(0), _rows(d_q).T @ _rows(hs[1:]), d_v.view_as(v), d_w_c, d_keys, d_memory, None)
+                _rows(d_gh).sum(0), _rows(d_q).T @ _rows(hs[1:]), d_v.view_as(v), d_w_c, d_keys.mul_(2), d_memory, None)
 
 
 def gru_layers(rnn: torch.nn.GRU, x: Tensor, mask: Tensor | None, hx: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from nmt.config import SummarizerConfig
+from nmt.models.attention import additive_scores
 from nmt.models.seq2seq import EncoderOut, Seq2Seq
 
 UNK = 3
@@ -83,8 +84,8 @@ class PointerGenerator(Seq2Seq):
         queries = att.query_proj(out)                                                       # (B, T, A)
         weights, losses = [], []
         for t in range(out.size(1)):
-            hidden = torch.tanh(enc.keys + queries[:, t, None] + self.cov_proj(coverage[..., None]))  # (B, S, A)
-            scores = att.v(hidden).squeeze(-1).masked_fill(~enc.mask, float("-inf"))           # (B, S)
+            query = queries[:, t, None] + self.cov_proj(coverage[..., None])                  # (B, S, A)
+            scores = additive_scores(query, enc.keys, att.v.weight[0]).masked_fill(~enc.mask, float("-inf"))
             a = torch.softmax(scores, dim=-1)
             losses.append(torch.minimum(a, coverage).sum(-1))                                 # (B,)
             coverage = coverage + a
