@@ -39,6 +39,26 @@ def repeated_ngrams(history: Tensor, n: int, vocab: int) -> Tensor:
     return ban.scatter_add_(1, windows[:, :, -1], match) > 0
 
 
+def topk_rows(x: Tensor, k: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
+    """The k largest values of each row of x (N, V) and their columns, as `x.topk(k, dim=-1)`.
+
+    The k largest values of a row lie in the k chunks (of `chunk` columns) with the largest maxima, so one
+    vectorised max over (N, V / chunk, chunk) narrows the search to k * chunk columns per row. On the CPU torch's
+    topk and argmax read the rows element by element and cost several times this.
+    """
+    N, V = x.shape
+    C = V // chunk
+    if C < 4 * k or not x.is_contiguous():
+        return x.topk(k, dim=-1)
+    maxima = x.as_strided((N, C, chunk), (V, chunk, 1)).amax(-1)                   # (N, C)
+    first = maxima.topk(k, dim=-1).indices * chunk                                   # (N, k)
+    cols = (first[..., None] + torch.arange(chunk, device=x.device)).view(N, k * chunk)
+    if C * chunk < V:                                                                # the short last chunk
+        cols = torch.cat([cols, torch.arange(C * chunk, V, device=x.device).expand(N, -1)], 1)
+    top, pos = x.gather(1, cols).topk(k, dim=-1)                                     # (N, k)
+    return top, cols.gather(1, pos)
+
+
 def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
     """GNMT length penalty ((5 + |Y|) / 6) ** alpha (Wu et al. 2016); alpha 0 gives 1."""
     return ((5.0 + lengths.float()) / 6.0) ** alpha
@@ -64,7 +84,7 @@ def greedy(model, src: Tensor, lengths: Tensor, bos: int, eos: int, max_len_rati
     for t in range(steps):
         logits, state, att = model.decode(enc, y, state)
         logits = logits[:, -1].float()                                                # (R, V)
-        token = logits.argmax(-1)
+        token = topk_rows(logits, 1)[1][:, 0]
         token = torch.where(caps[alive] <= t, torch.full_like(token, eos), token)
         logp = logits.gather(1, token[:, None]).squeeze(1) - torch.logsumexp(logits, -1)
         scores[alive] += logp
@@ -122,15 +142,10 @@ def beam_search(model, src: Tensor, lengths: Tensor, bos: int, eos: int, beam: i
         logp = torch.log_softmax(logits[:, -1].float(), dim=-1)                     # (R*K, V)
         if no_repeat_ngram:
             logp[repeated_ngrams(history, no_repeat_ngram, logp.size(-1))] = float("-inf")
-        eos_logp = logp[:, eos].clone() if t >= min_len else torch.full_like(logp[:, eos], -1e9)
-        logp[done | (caps <= t)] = float("-inf")                                     # only EOS may follow
-        logp[:, eos] = torch.where(done, 0.0, eos_logp)
-        R, V = alive.numel(), logp.size(-1)
-        candidates = (scores[:, None] + logp).view(R, K * V)                          # (R, K*V)
-        top, idx = candidates.topk(K, dim=-1)                                         # (R, K)
-        origin = (idx // V + torch.arange(R)[:, None] * K).view(-1)                   # (R*K,) rows they extend
-        token = (idx % V).view(-1)
-        scores = top.view(-1)
+        if t < min_len:
+            logp[:, eos] = -1e9
+        origin, token, scores = _best_extensions(scores, logp, done | (caps <= t), done, eos, K)
+        R = alive.numel()
         history = torch.cat([history[origin], token[:, None]], dim=1)
         if keep_attention:
             step_att = att[:, -1][origin][:, None]                                    # (R*K, 1, S)
@@ -167,6 +182,30 @@ def beam_search(model, src: Tensor, lengths: Tensor, bos: int, eos: int, beam: i
             hyps.append(Hypothesis(seq, float(final[k]), att))
         results.append(hyps)
     return results
+
+
+def _best_extensions(scores: Tensor, logp: Tensor, forced: Tensor, done: Tensor, eos: int,
+                     K: int) -> tuple[Tensor, Tensor, Tensor]:
+    """One beam step: the K best one-token extensions of each sentence's K rows.
+
+    scores (R*K,) running log-probabilities, logp (R*K, V) next-token log-probabilities; a `forced` row may only
+    append EOS, which costs nothing when the row is already `done`. The K best of a sentence's K*V candidates take
+    at most K from any one row, and those are that row's K best, so each row offers its top K first: the full
+    (R*K, V) matrix is read by one top-k and nothing else. Returns origin (R*K,) (the rows extended), token (R*K,)
+    and the new scores (R*K,).
+    """
+    k = min(K, logp.size(-1))
+    top_logp, top_token = topk_rows(logp, k)                                         # (R*K, k)
+    if forced.any():
+        end = torch.full_like(top_logp, float("-inf"))
+        end[:, 0] = torch.where(done, 0.0, logp[:, eos])
+        top_logp = torch.where(forced[:, None], end, top_logp)
+        top_token = top_token.masked_fill(forced[:, None], eos)
+    R = scores.numel() // K
+    candidates = (scores[:, None] + top_logp).view(R, K * k)                          # (R, K*k)
+    best, idx = candidates.topk(K, dim=-1)                                            # (R, K)
+    origin = (idx // k + torch.arange(R)[:, None] * K).view(-1)                       # (R*K,)
+    return origin, top_token.view(R, K * k).gather(1, idx).view(-1), best.view(-1)
 
 
 def sample_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,

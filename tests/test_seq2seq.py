@@ -186,3 +186,34 @@ def test_bahdanau_matches_the_tanh_formula_with_gradients():
     ref_grads = torch.autograd.grad(ref_context.square().sum(), params)
     for g, r in zip(grads, ref_grads):
         assert torch.allclose(g, r, atol=1e-10)
+
+
+@pytest.mark.parametrize("V,k", [(6000, 5), (6000, 1), (8000, 4), (23, 3), (300, 2)])
+def test_topk_rows_equals_torch_topk(V, k):
+    from nmt.decoding import topk_rows
+    torch.manual_seed(V + k)
+    x = torch.randn(37, V).log_softmax(-1)
+    values, index = topk_rows(x, k)
+    ref_values, ref_index = x.topk(k, dim=-1)
+    assert torch.equal(values, ref_values) and torch.equal(index, ref_index)
+
+
+def test_beam_step_equals_the_top_k_of_all_candidates():
+    """Each row offering its own top K gives the K best of all K*V candidates; forced rows offer only EOS."""
+    from nmt.decoding import _best_extensions
+    torch.manual_seed(0)
+    R, K, V, eos = 4, 3, 50, 2
+    scores = torch.randn(R * K) - 5
+    logp = torch.randn(R * K, V).log_softmax(-1)
+    done = torch.zeros(R * K, dtype=torch.bool)
+    done[[1, 4]] = True
+    forced = done.clone()
+    forced[7] = True                                        # at its length cap: EOS at its own cost
+    origin, token, best = _best_extensions(scores, logp, forced, done, eos, K)
+    ref = logp.clone()
+    ref[forced] = float("-inf")
+    ref[forced, eos] = torch.where(done[forced], 0.0, logp[forced, eos])
+    top, idx = (scores[:, None] + ref).view(R, K * V).topk(K, dim=-1)
+    assert torch.allclose(best, top.view(-1))
+    assert torch.equal(origin, (idx // V + torch.arange(R)[:, None] * K).view(-1))
+    assert torch.equal(token, (idx % V).view(-1))

@@ -105,20 +105,23 @@ class FeedGRUBahdanau(torch.autograd.Function):
         new = x_emb.new_empty
         hs, feeds = new(T + 1, B, H), new(T + 1, B, a0.size(1))                      # h_0..h_T, a_0..a_T
         rz, n, ghn = new(T, B, 2 * H), new(T, B, H), new(T, B, H)
-        energy, alpha, context = new(T, B, S, keys.size(2)), new(T, B, S), new(T, B, M)
+        # the (B, S, A) energies are not kept for backward, which recomputes them from 2 W_q h_t (T, B, A): one
+        # buffer stays in cache, where T of them would cross main memory twice
+        q2, energy = new(T, B, keys.size(2)), new(B, S, keys.size(2))
+        alpha, context = new(T, B, S), new(T, B, M)
         hs[0], feeds[0] = h0, a0
         w_ch, w_cc = w_c[:, :H], w_c[:, H:]
-        pad, v2 = ~mask, v * 2                                                         # (B, S), (A,)
+        pad, v2, keys2 = ~mask, v * 2, keys * 2                                        # (B, S), (A,), (B, S, A)
         for t, x_t in enumerate(x_emb.unbind(1)):                                      # (B, 3H)
             gi = torch.addmm(x_t, feeds[t], w_feed.T)                                  # (B, 3H)
             hs[t + 1] = _gru_step(gi, hs[t], w_hh, b_hh, rz[t], n[t], ghn[t])
-            q2 = (hs[t + 1] @ w_q.T).mul_(2)[:, None]                                  # (B, 1, A)
-            torch.add(q2, keys, alpha=2, out=energy[t]).sigmoid_()                     # (B, S, A)
-            scores = (energy[t] @ v2).masked_fill_(pad, float("-inf"))                 # (B, S)
+            torch.mm(hs[t + 1], w_q.T, out=q2[t]).mul_(2)                              # (B, A)
+            torch.add(keys2, q2[t][:, None], out=energy).sigmoid_()                    # (B, S, A)
+            scores = (energy @ v2).masked_fill_(pad, float("-inf"))                    # (B, S)
             alpha[t] = torch.softmax(scores, dim=1)
             torch.bmm(alpha[t][:, None], memory, out=context[t][:, None])              # (B, 1, M)
             torch.tanh(torch.addmm(hs[t + 1] @ w_ch.T, context[t], w_cc.T), out=feeds[t + 1])
-        ctx.save_for_backward(hs, feeds, rz, n, ghn, energy, alpha, context, w_feed, w_hh, w_q, v, w_c, memory)
+        ctx.save_for_backward(hs, feeds, rz, n, ghn, q2, keys2, alpha, context, w_feed, w_hh, w_q, v, w_c, memory)
         weights = alpha.transpose(0, 1)
         ctx.mark_non_differentiable(weights)
         return feeds[1:].transpose(0, 1), hs[T], weights
@@ -126,7 +129,7 @@ class FeedGRUBahdanau(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, d_out: Tensor | None, d_hT: Tensor | None, _d_alpha):
-        hs, feeds, rz, n, ghn, energy, alpha, context, w_feed, w_hh, w_q, v, w_c, memory = ctx.saved_tensors
+        hs, feeds, rz, n, ghn, q2, keys2, alpha, context, w_feed, w_hh, w_q, v, w_c, memory = ctx.saved_tensors
         v2 = v * 2
         T, B, H = n.shape
         w_ch, w_cc = w_c[:, :H], w_c[:, H:]
@@ -136,7 +139,8 @@ class FeedGRUBahdanau(torch.autograd.Function):
         d_gi, d_gh = n.new_empty(T, B, 3 * H), n.new_empty(T, B, 3 * H)
         d_pre, d_q = torch.empty_like(feeds[1:]), n.new_empty(T, B, w_q.size(0))
         d_scores, d_context = torch.empty_like(alpha), torch.empty_like(context)
-        d_keys = torch.zeros_like(energy[0])                                               # (B, S, A)
+        d_keys, energy = torch.zeros_like(keys2), torch.empty_like(keys2)                 # (B, S, A)
+        d_v = torch.zeros_like(v)                                                          # (A,)
         for t in range(T - 1, -1, -1):
             # a_t = tanh(W_c [h_t; c_t])
             d_pre[t] = tanh_backward(d_out[t] + da, feeds[t + 1])                          # (B, E)
@@ -146,7 +150,9 @@ class FeedGRUBahdanau(torch.autograd.Function):
             d_alpha = torch.bmm(memory, d_context[t][:, :, None]).squeeze(2)              # (B, S)
             a = alpha[t]
             torch.mul(a, d_alpha - (a * d_alpha).sum(1, keepdim=True), out=d_scores[t])
-            d_z = sigmoid_backward(d_scores[t][:, :, None] * v2, energy[t])               # (B, S, A)
+            torch.add(keys2, q2[t][:, None], out=energy).sigmoid_()                       # (B, S, A), again
+            d_v.addmv_(energy.view(-1, energy.size(2)).T, d_scores[t].view(-1), alpha=2)
+            d_z = sigmoid_backward(d_scores[t][:, :, None] * v2, energy)                  # (B, S, A)
             d_keys += d_z
             torch.sum(d_z, dim=1, out=d_q[t]).mul_(2)                                     # (B, A): d(W_q h_t)
             dh.addmm_(d_q[t], w_q)
@@ -155,7 +161,6 @@ class FeedGRUBahdanau(torch.autograd.Function):
             da = d_gi[t] @ w_feed                                                          # (B, E)
         # every weight gradient: one product over all T*B rows
         d_w_c = _rows(d_pre).T @ torch.cat([_rows(hs[1:]), _rows(context)], dim=1)        # (E, H + M)
-        d_v = 2 * d_scores.reshape(1, -1) @ energy.reshape(-1, energy.size(-1))           # (1, A)
         d_memory = torch.bmm(alpha.permute(1, 2, 0), d_context.transpose(0, 1))           # (B, S, M)
         return (d_gi.transpose(0, 1), da, dh, _rows(d_gi).T @ _rows(feeds[:-1]), _rows(d_gh).T @ _rows(hs[:-1]),
                 _rows(d_gh).sum(0), _rows(d_q).T @ _rows(hs[1:]), d_v.view_as(v), d_w_c, d_keys.mul_(2), d_memory, None)
