@@ -166,7 +166,7 @@ class DecodeConfig:
     length_penalty: float = 1.0   # GNMT-style alpha; 0 disables
     max_len_ratio: float = 2.0    # hypotheses stop at ratio * source length + 10
     n_best: int = 1
-    batch_size: int = 64
+    batch_size: int = 128         # sentences per batch, as a budget of 32 (greedy) or 24 (beam) source tokens each
 
 
 T = TypeVar("T")

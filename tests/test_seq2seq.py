@@ -217,3 +217,22 @@ def test_beam_step_equals_the_top_k_of_all_candidates():
     assert torch.allclose(best, top.view(-1))
     assert torch.equal(origin, (idx // V + torch.arange(R)[:, None] * K).view(-1))
     assert torch.equal(token, (idx % V).view(-1))
+
+
+@pytest.mark.parametrize("kw", [dict(cell="gru"), dict(cell="lstm"), dict(cell="gru", input_feeding=True),
+                                dict(cell="gru", layers=2)], ids=str)
+def test_decoding_input_table_matches_the_embedding_product_and_follows_weight_updates(kw):
+    model = tiny(**kw)
+    src, lengths = torch.randint(4, V, (3, 6)), torch.tensor([6, 4, 2])
+    y = torch.randint(4, V, (3, 1))
+
+    def step(grad: bool):
+        with torch.set_grad_enabled(grad):
+            enc, state = model.encode(src, lengths)
+            return model.decode(enc, y, state)[0]
+
+    assert torch.allclose(step(False), step(True), atol=1e-6)        # the table (no autograd) against the product
+    assert model._inputs_table is not None
+    with torch.no_grad():
+        model.decoder.rnn.weight_ih_l0.add_(0.5)                      # an in-place update, as an optimizer makes
+    assert torch.allclose(step(False), step(True), atol=1e-6)

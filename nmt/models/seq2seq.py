@@ -89,6 +89,7 @@ class Seq2Seq(nn.Module):
         # hand-written BPTT (models/bptt.py); other decoders, impl=scratch and decoding loop over the cell steps
         self.fused_feed = (c.input_feeding and c.encoder.cell == "gru" and c.decoder_layers == 1
                            and c.attention == "bahdanau" and c.encoder.impl == "fused")
+        self._inputs_table, self._inputs_key = None, None
 
     # --- encoder -------------------------------------------------------------------------------------------
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[EncoderOut, State]:
@@ -124,14 +125,53 @@ class Seq2Seq(nn.Module):
     def features(self, enc: EncoderOut, y: Tensor, state: State) -> tuple[Tensor, State, Tensor]:
         """The decoder up to the output layer: attentional vectors (B, T, E), the new state, weights (B, T, S)."""
         rnn_state, feed = state
-        emb = self.emb_dropout(self.tgt_embed(y))                                         # (B, T, E)
+        table = self._decoding_inputs()
+        if table is not None and (self.config.input_feeding or y.size(1) == 1):
+            x_in, emb = table[y], None                                                    # (B, T, G*H)
+        else:
+            x_in, emb = None, self.emb_dropout(self.tgt_embed(y))                         # (B, T, E)
         if not self.config.input_feeding:
-            out, rnn_state = self.decoder(emb, hx=rnn_state)                              # (B, T, H)
+            if x_in is None:
+                out, rnn_state = self.decoder(emb, hx=rnn_state)                          # (B, T, H)
+            else:
+                layers = _unstack(rnn_state)
+                out = self._cell_stack_step(x_in[:, 0], layers)[:, None]                  # (B, 1, H)
+                rnn_state = _stack(layers)
             att_vec, weights = self._attend(out, enc)
             return att_vec, (rnn_state, None), weights
         if self.fused_feed and torch.is_grad_enabled():      # training; decoding steps one at a time below
             return self._feed_fused(emb, enc, rnn_state, feed)
-        return self._feed_loop(emb, enc, rnn_state, feed)
+        return self._feed_loop(emb, enc, rnn_state, feed, x_in)
+
+    def _decoding_inputs(self) -> Tensor | None:
+        """When decoding (eval mode, no autograd, torch's layers): the first decoder layer's input term
+        W_ih[:, :E] e_y + b_ih for every target token, a (V, G*H) table computed once per weight version, so each
+        step reads its rows instead of running the (B, E) x (E, G*H) product. None otherwise."""
+        c = self.config
+        if self.training or torch.is_grad_enabled() or c.encoder.impl != "fused":
+            return None
+        rnn, emb = self.decoder.rnn, self.tgt_embed.weight
+        w_ih, b_ih = rnn.weight_ih_l0, rnn.bias_ih_l0
+        key = tuple((t.data_ptr(), t._version) for t in (w_ih, b_ih, emb))
+        if self._inputs_key != key:
+            self._inputs_table = torch.addmm(b_ih, emb, w_ih[:, : c.embed_size].T)   # (V, G*H)
+            self._inputs_key = key
+        return self._inputs_table
+
+    def _cell_stack_step(self, x_in: Tensor, layers: list) -> Tensor:
+        """One step of the decoder's layers, given the first layer's input term W_ih x + b_ih (B, G*H).
+        Updates the per-layer states in `layers` and returns the top layer's output (B, H)."""
+        c, rnn = self.config, self.decoder.rnn
+        step = STEPS[c.encoder.cell]
+        layers[0] = step(x_in, layers[0], rnn.weight_hh_l0, rnn.bias_hh_l0)
+        out = _hidden(layers[0])
+        for k in range(1, c.decoder_layers):
+            w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih",
+                                                                                  "bias_hh"))
+            out = nn.functional.dropout(out, c.dropout, self.training)
+            layers[k] = step(torch.addmm(b_ih, out, w_ih.T), layers[k], w_hh, b_hh)
+            out = _hidden(layers[k])
+        return out
 
     def _feed_fused(self, emb: Tensor, enc: EncoderOut, rnn_state: Tensor, feed: Tensor | None):
         """`_feed_loop` for a one-layer GRU with Bahdanau attention, as one function with batched weight gradients."""
@@ -144,34 +184,27 @@ class Seq2Seq(nn.Module):
             att.v.weight[0], self.combine.weight, enc.keys, enc.memory, enc.mask)
         return att_vec, (h[None], att_vec[:, -1:]), weights
 
-    def _feed_loop(self, emb: Tensor, enc: EncoderOut, rnn_state, feed: Tensor | None):
+    def _feed_loop(self, emb: Tensor | None, enc: EncoderOut, rnn_state, feed: Tensor | None,
+                   x_emb: Tensor | None = None):
         """Input feeding: the attentional vector of step t-1 joins the input of step t, so steps run in a loop.
 
         The loop calls the cell step functions directly on the decoder's weights; the embedding half of the first
-        layer's input product is computed for all T steps in one matrix product before it. Steps are taken with
-        `unbind`, whose backward stacks the T gradients once (indexing x[:, t] would zero-fill a (B, T, G*H)
-        gradient at every step: O(T^2) memory traffic).
-        emb (B, T, E) -> attentional vectors (B, T, E), state, weights (B, T, S).
+        layer's input product is computed for all T steps in one matrix product before it (or given as x_emb
+        (B, T, G*H), read from the decoding table). Steps are taken with `unbind`, whose backward stacks the T
+        gradients once (indexing x[:, t] would zero-fill a (B, T, G*H) gradient at every step: O(T^2) memory
+        traffic). emb (B, T, E) -> attentional vectors (B, T, E), state, weights (B, T, S).
         """
         c, rnn = self.config, self.decoder.rnn
-        step = STEPS[c.encoder.cell]
-        weights = [tuple(getattr(rnn, f"{k}_l{layer}") for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-                   for layer in range(c.decoder_layers)]
-        w_ih0, w_hh0, b_ih0, b_hh0 = weights[0]
-        x_emb = torch.addmm(b_ih0, emb.flatten(0, 1), w_ih0[:, : c.embed_size].T)       # (B*T, G*H)
-        x_emb = x_emb.view(emb.size(0), emb.size(1), -1)                                   # (B, T, G*H)
+        w_ih0 = rnn.weight_ih_l0
+        if x_emb is None:
+            x_emb = torch.addmm(rnn.bias_ih_l0, emb.flatten(0, 1), w_ih0[:, : c.embed_size].T)   # (B*T, G*H)
+            x_emb = x_emb.view(emb.size(0), emb.size(1), -1)                               # (B, T, G*H)
         w_feed = w_ih0[:, c.embed_size:]                                                   # (G*H, E)
         layers = _unstack(rnn_state)                                                       # L states (B, H)
-        feed = emb.new_zeros(emb.size(0), c.embed_size) if feed is None else feed[:, 0]  # (B, E)
+        feed = x_emb.new_zeros(x_emb.size(0), c.embed_size) if feed is None else feed[:, 0]  # (B, E)
         vectors, all_weights = [], []
         for x_t in x_emb.unbind(1):                                                        # (B, G*H)
-            layers[0] = step(torch.addmm(x_t, feed, w_feed.T), layers[0], w_hh0, b_hh0)
-            out = _hidden(layers[0])
-            for k in range(1, c.decoder_layers):
-                w_ih, w_hh, b_ih, b_hh = weights[k]
-                out = nn.functional.dropout(out, c.dropout, self.training)
-                layers[k] = step(torch.addmm(b_ih, out, w_ih.T), layers[k], w_hh, b_hh)
-                out = _hidden(layers[k])
+            out = self._cell_stack_step(torch.addmm(x_t, feed, w_feed.T), layers)          # (B, H)
             vec, att = self._attend(out[:, None], enc)                                     # (B, 1, E), (B, 1, S)
             feed = vec[:, 0]
             vectors.append(vec)
