@@ -103,6 +103,46 @@ def release(ckpt: Checkpoint, half: bool = True) -> Checkpoint:
     return Checkpoint(ckpt.task, ckpt.config, model, ckpt.tokenizers, ckpt.scores, dict(ckpt.meta), None)
 
 
+def average(ckpts: list[Checkpoint]) -> Checkpoint:
+    """The element-wise mean of the weights of several checkpoints of one run (Polyak averaging over its last
+    validations), with the config, tokenizers and scores of the last one and no training state. Checkpoints of
+    different tasks, models or tokenizers are refused."""
+    if not ckpts:
+        raise CheckpointError("nothing to average")
+    last = ckpts[-1]
+    for ckpt in ckpts[:-1]:
+        if ckpt.task != last.task or ckpt.config.get("model") != last.config.get("model"):
+            raise CheckpointError("cannot average checkpoints of different tasks or models")
+        if ckpt.model.keys() != last.model.keys() or not _same_tokenizers(ckpt.tokenizers, last.tokenizers):
+            raise CheckpointError("cannot average checkpoints with different weights or tokenizers")
+    model, done = {}, {}                               # tied weights: average once, share the result
+    for name, tensor in last.model.items():
+        key = (tensor.data_ptr(), tensor.shape, tensor.stride())
+        if key not in done:
+            if tensor.is_floating_point():
+                total = sum(c.model[name].double() for c in ckpts)
+                done[key] = (total / len(ckpts)).to(tensor.dtype)
+            else:
+                done[key] = tensor
+        model[name] = done[key]
+    meta = dict(last.meta, averaged=len(ckpts))
+    return Checkpoint(last.task, last.config, model, last.tokenizers, dict(last.scores), meta, None)
+
+
+def _same_tokenizers(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for name in a:
+        x, y = a[name], b[name]
+        if x.keys() != y.keys():
+            return False
+        for k in x:
+            same = torch.equal(x[k], y[k]) if isinstance(x[k], torch.Tensor) else x[k] == y[k]
+            if not same:
+                return False
+    return True
+
+
 def state_dict_float(state: dict[str, Any]) -> dict[str, Any]:
     """Cast float16 weights of a released checkpoint back to float32 for CPU inference."""
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}

@@ -482,13 +482,28 @@ def export(
     out_path: Annotated[Path, typer.Argument(help="Where to write the released model.")],
     fp32: Annotated[bool, typer.Option("--fp32", help="Keep float32 weights (default: float16).")] = False,
     score: Annotated[Optional[list[str]], typer.Option("--score", help="Record a score NAME=VALUE (repeatable).")] = None,
+    average: Annotated[int, typer.Option("--average", min=1, help="Average the weights of the N kept validation "
+                                         "checkpoints (step-*.pt beside it) that end at this checkpoint's step.")] = 1,
 ):
     """Write a compact release of a checkpoint: no training state, float16 weights.
 
     Example: nmt export runs/m30k/best.pt checkpoints/multi30k-de-en.pt
+    Averaged: nmt export runs/m30k/best.pt checkpoints/multi30k-de-en.pt --average 5 (train with
+    --set train.keep_checkpoints=N to keep them)
     """
     from nmt import checkpoint as ckpt_io
-    ckpt = ckpt_io.release(ckpt_io.load(checkpoint), half=not fp32)
+    ckpt = ckpt_io.load(checkpoint)
+    if average > 1:
+        from nmt.training import kept_checkpoints
+        step = ckpt.meta.get("step") or (ckpt.train_state or {}).get("trainer", {}).get("step")
+        window = kept_checkpoints(checkpoint.parent, up_to=step)[-average:]
+        if step is None or len(window) < average or window[-1].name != f"step-{step}.pt":
+            raise ckpt_io.CheckpointError(
+                f"--average {average}: {checkpoint.parent} keeps {len(window)} validation checkpoints up to step "
+                f"{step} (train with --set train.keep_checkpoints=N)")
+        ckpt = ckpt_io.average([ckpt_io.load(path) for path in window])
+        err.print(f"averaged {', '.join(path.name for path in window)}")
+    ckpt = ckpt_io.release(ckpt, half=not fp32)
     ckpt.scores.update({k: float(v) for k, v in parse_sets(score).items()})
     ckpt_io.save(out_path, ckpt)
     err.print(f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB)")

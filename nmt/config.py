@@ -157,6 +157,7 @@ class TrainConfig:
     device: str = "cpu"           # cpu | cuda | cuda:N | auto (bf16 mixed precision on GPUs that support it)
     accumulate: int = 1           # batches per update on each process (gradient accumulation)
     max_len: int = 100            # training pairs longer than this (in tokens) are skipped
+    keep_checkpoints: int = 0     # also keep the weights of the last N validations (step-N.pt), for averaging
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -288,7 +289,8 @@ TRANSLATE_PRESETS: dict[str, dict[str, Any]] = {
     "base": {},
     # the shipped Multi30k model: base sizes, plateau schedule tuned for a 60-minute CPU budget
     "multi30k": {"tokenizer.vocab_size": 6000, "train.batch_tokens": 0, "train.batch_size": 64, "train.eval_every": 450,
-                 "train.patience": 8, "train.optim.plateau_patience": 2, "train.max_minutes": 58.0},
+                 "train.patience": 8, "train.optim.plateau_patience": 2, "train.max_minutes": 58.0,
+                 "train.keep_checkpoints": 20},
     # a few-minute model for trying the pipeline end to end
     "tiny": {"tokenizer.vocab_size": 2000, "model.embed_size": 64, "model.encoder.hidden_size": 64,
              "model.decoder_hidden": 128, "train.eval_every": 200},

@@ -3,7 +3,8 @@ the loss and validation; callbacks receive progress (the CLI draws it). The trai
 
 Each run folder holds `metrics.jsonl` (one JSON object per logged step and per validation), `last.pt` (written at
 every validation and when the run stops: everything needed for an exact resume) and `best.pt` (the best
-validation score so far). Rerunning the same command on the same folder resumes where `last.pt` left off.
+validation score so far); with `keep_checkpoints` N, also the weights of the last N validations as `step-N.pt`,
+for averaging (`export --average`). Rerunning the same command on the same folder resumes where `last.pt` left off.
 """
 from __future__ import annotations
 
@@ -128,6 +129,16 @@ class Trainer:
             "rank_rngs": rngs,              # one per rank: an exact resume on the same number of ranks
         }
         ckpt_io.save(self.run_dir / name, ckpt)
+
+    def _keep(self, scores: dict) -> None:
+        """The weights alone as step-N.pt (for `export --average`), keeping the last `keep_checkpoints` of them."""
+        ckpt = ckpt_io.release(self.task.make_checkpoint(self.model), half=False)
+        ckpt.model = {k: v.cpu() for k, v in ckpt.model.items()}
+        ckpt.scores.update(scores)
+        ckpt.meta["step"] = self.state.step
+        ckpt_io.save(self.run_dir / f"step-{self.state.step}.pt", ckpt)
+        for old in kept_checkpoints(self.run_dir)[: -self.config.keep_checkpoints]:
+            old.unlink(missing_ok=True)
 
     def resume(self) -> bool:
         """Load `last.pt` of the run folder if there is one (model, optimizer, RNG, data position, patience)."""
@@ -303,6 +314,8 @@ class Trainer:
         if improved:
             self._save("best.pt", scores, rngs)
         self._save("last.pt", scores, rngs)
+        if c.keep_checkpoints:
+            self._keep(scores)
         self._emit("on_validate", record, result.samples)
         return reason
 
@@ -312,6 +325,16 @@ class Trainer:
             return self.model.eval()
         import copy
         return copy.deepcopy(self.model).float().cpu().eval()
+
+
+def kept_checkpoints(run_dir: str | Path, up_to: int | None = None) -> list[Path]:
+    """The step-N.pt files of a run folder, oldest first (those of steps <= up_to, when given)."""
+    found = []
+    for path in Path(run_dir).glob("step-*.pt"):
+        step = path.stem.removeprefix("step-")
+        if step.isdigit() and (up_to is None or int(step) <= up_to):
+            found.append((int(step), path))
+    return [path for _, path in sorted(found)]
 
 
 def _as_tuple(value):

@@ -3,6 +3,7 @@ import json
 import random
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from nmt.cli import app
@@ -34,7 +35,7 @@ def trained(corpus):
     result = run("train", "translate", "--train-src", corpus / "train.src", "--train-tgt", corpus / "train.tgt",
                  "--valid-src", corpus / "valid.src", "--valid-tgt", corpus / "valid.tgt", "--preset", "tiny",
                  "--max-steps", 40, "--set", "train.eval_every=20", "--set", "tokenizer.vocab_size=120",
-                 "--out", out)
+                 "--set", "train.keep_checkpoints=5", "--out", out)
     assert result.exit_code == 0, result.output
     return out
 
@@ -86,6 +87,26 @@ def test_info_and_export(trained, tmp_path):
     assert info["weights"] == ["float16"] and info["scores"]["test_bleu"] == 1.5
     assert info["vocab"]["src"] == info["vocab"]["tgt"] > 4
     assert run("translate", "-m", released, "der hund").exit_code == 0
+
+
+def test_export_averages_the_kept_validation_checkpoints(trained, tmp_path):
+    from nmt import checkpoint as ckpt_io
+    from nmt.training import kept_checkpoints
+    kept = kept_checkpoints(trained)            # one per validation (every 20 steps; other tests resume the run)
+    assert [p.name for p in kept[:2]] == ["step-20.pt", "step-40.pt"]
+    averaged = tmp_path / "averaged.pt"
+    result = run("export", trained / "step-40.pt", averaged, "--average", 2, "--fp32")
+    assert result.exit_code == 0, result.output
+    a, b = (ckpt_io.load(path).model for path in kept[:2])
+    out = ckpt_io.load(averaged)
+    assert out.meta["averaged"] == 2
+    for name, tensor in out.model.items():
+        if tensor.is_floating_point():
+            assert torch.allclose(tensor, (a[name] + b[name]) / 2, atol=1e-6), name
+    assert run("translate", "-m", averaged, "der hund").exit_code == 0
+    result = run("export", trained / "step-40.pt", tmp_path / "x.pt", "--average", 3)
+    assert result.exit_code != 0 and "keeps 2 validation checkpoints up to step 40" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_tokenizer_commands(corpus, tmp_path):
