@@ -213,3 +213,22 @@ def test_num_parameters_counts_tied_once(ckpt):
     untied = Checkpoint("translate", {}, {k: v.clone() for k, v in ckpt.model.items()})
     assert untied.num_parameters() == ckpt.num_parameters() + vocab * dim
     assert ckpt_io.release(ckpt).num_parameters() == ckpt.num_parameters()
+
+
+def test_average_is_the_mean_and_keeps_ties(ckpt):
+    other = Checkpoint(ckpt.task, ckpt.config, {k: v * 3 if v.is_floating_point() else v for k, v in ckpt.model.items()},
+                       ckpt.tokenizers, {}, {})
+    other.model["out.weight"] = other.model["embed.weight"]                   # tied, as in the model
+    averaged = ckpt_io.average([ckpt, other])
+    assert torch.allclose(averaged.model["hidden.weight"], ckpt.model["hidden.weight"] * 2)
+    assert averaged.model["out.weight"] is averaged.model["embed.weight"]
+    assert torch.equal(averaged.model["steps"], ckpt.model["steps"]) and averaged.meta["averaged"] == 2
+
+
+def test_average_refuses_other_models_and_tokenizers(ckpt):
+    with pytest.raises(CheckpointError, match="different tasks or models"):
+        ckpt_io.average([ckpt, Checkpoint("tag", ckpt.config, ckpt.model, ckpt.tokenizers)])
+    with pytest.raises(CheckpointError, match="weights or tokenizers"):
+        ckpt_io.average([ckpt, Checkpoint(ckpt.task, ckpt.config, {"x": torch.zeros(1)}, ckpt.tokenizers)])
+    with pytest.raises(CheckpointError, match="nothing"):
+        ckpt_io.average([])

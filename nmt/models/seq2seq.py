@@ -125,15 +125,12 @@ class Seq2Seq(nn.Module):
     def features(self, enc: EncoderOut, y: Tensor, state: State) -> tuple[Tensor, State, Tensor]:
         """The decoder up to the output layer: attentional vectors (B, T, E), the new state, weights (B, T, S)."""
         rnn_state, feed = state
-        table = self._decoding_inputs()
-        if table is not None and (self.config.input_feeding or y.size(1) == 1):
-            x_in, emb = table[y], None                                                    # (B, T, G*H)
-        else:
-            x_in, emb = None, self.emb_dropout(self.tgt_embed(y))                         # (B, T, E)
+        x_in = self._decoding_inputs(y)                                                   # (B, T, G*H) or None
+        emb = self.emb_dropout(self.tgt_embed(y)) if x_in is None else None               # (B, T, E)
         if not self.config.input_feeding:
             if x_in is None:
                 out, rnn_state = self.decoder(emb, hx=rnn_state)                          # (B, T, H)
-            else:
+            else:                                                                         # one decoding step
                 layers = _unstack(rnn_state)
                 out = self._cell_stack_step(x_in[:, 0], layers)[:, None]                  # (B, 1, H)
                 rnn_state = _stack(layers)
@@ -143,12 +140,14 @@ class Seq2Seq(nn.Module):
             return self._feed_fused(emb, enc, rnn_state, feed)
         return self._feed_loop(emb, enc, rnn_state, feed, x_in)
 
-    def _decoding_inputs(self) -> Tensor | None:
-        """When decoding (eval mode, no autograd, torch's layers): the first decoder layer's input term
-        W_ih[:, :E] e_y + b_ih for every target token, a (V, G*H) table computed once per weight version, so each
-        step reads its rows instead of running the (B, E) x (E, G*H) product. None otherwise."""
+    def _decoding_inputs(self, y: Tensor) -> Tensor | None:
+        """When decoding (eval mode, no autograd, torch's layers; one step unless the decoder loops anyway): the
+        first decoder layer's input term W_ih[:, :E] e_y + b_ih (B, T, G*H) for tokens y (B, T), read from a
+        (V, G*H) table computed once per weight version instead of running the (B, E) x (E, G*H) product each
+        step. None otherwise."""
         c = self.config
-        if self.training or torch.is_grad_enabled() or c.encoder.impl != "fused":
+        if (self.training or torch.is_grad_enabled() or c.encoder.impl != "fused"
+                or (y.size(1) > 1 and not c.input_feeding)):
             return None
         rnn, emb = self.decoder.rnn, self.tgt_embed.weight
         w_ih, b_ih = rnn.weight_ih_l0, rnn.bias_ih_l0
@@ -156,7 +155,7 @@ class Seq2Seq(nn.Module):
         if self._inputs_key != key:
             self._inputs_table = torch.addmm(b_ih, emb, w_ih[:, : c.embed_size].T)   # (V, G*H)
             self._inputs_key = key
-        return self._inputs_table
+        return self._inputs_table[y]
 
     def _cell_stack_step(self, x_in: Tensor, layers: list) -> Tensor:
         """One step of the decoder's layers, given the first layer's input term W_ih x + b_ih (B, G*H).
