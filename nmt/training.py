@@ -108,6 +108,8 @@ class Trainer:
             task.shard(self.ctx.rank, self.ctx.world)
         if config.accumulate < 1:
             raise ConfigError(f"train.accumulate must be at least 1, got {config.accumulate}")
+        if config.keep_checkpoints < 0:
+            raise ConfigError(f"train.keep_checkpoints must be 0 or more, got {config.keep_checkpoints}")
         o = config.optim
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas),
                                            weight_decay=o.weight_decay)

@@ -71,3 +71,20 @@ def test_learning_rate_schedules():
     plateau = OptimConfig(lr=1.0, min_lr=0.1, schedule="plateau")
     assert learning_rate(plateau, 5, 0.5) == 0.5 and learning_rate(plateau, 5, 0.01) == 0.1
     assert not math.isnan(learning_rate(OptimConfig(schedule="constant"), 3, 1.0))
+
+
+def test_keep_checkpoints_keeps_the_last_n_validations(corpus, tmp_path):
+    from nmt import checkpoint as ckpt_io
+    from nmt.training import kept_checkpoints
+    run(corpus, tmp_path, 12, **{"train.keep_checkpoints": 2})       # validations at 3, 6, 9, 12
+    kept = kept_checkpoints(tmp_path)
+    assert [p.name for p in kept] == ["step-9.pt", "step-12.pt"]
+    ckpt = ckpt_io.load(kept[-1])
+    assert ckpt.train_state is None and ckpt.meta["step"] == 12     # weights only
+    assert [p.name for p in kept_checkpoints(tmp_path, up_to=10)] == ["step-9.pt"]
+
+
+def test_negative_keep_checkpoints_is_a_config_error(corpus, tmp_path):
+    from nmt.config import ConfigError
+    with pytest.raises(ConfigError, match="keep_checkpoints"):
+        run(corpus, tmp_path, 2, **{"train.keep_checkpoints": -1})
