@@ -130,17 +130,14 @@ def average(ckpts: list[Checkpoint]) -> Checkpoint:
 
 
 def _same_tokenizers(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(same_state(a[name], b[name]) for name in a)
+
+
+def same_state(a: dict, b: dict) -> bool:
+    """Whether two state dicts (a tokenizer's, say) hold equal values: tensors compared by value."""
     if a.keys() != b.keys():
         return False
-    for name in a:
-        x, y = a[name], b[name]
-        if x.keys() != y.keys():
-            return False
-        for k in x:
-            same = torch.equal(x[k], y[k]) if isinstance(x[k], torch.Tensor) else x[k] == y[k]
-            if not same:
-                return False
-    return True
+    return all(a[k].equal(b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a)
 
 
 def state_dict_float(state: dict[str, Any]) -> dict[str, Any]:

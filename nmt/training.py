@@ -119,10 +119,15 @@ class Trainer:
     def _rng(self) -> dict:
         return {"torch": torch.get_rng_state(), "python": random.getstate()}
 
-    def _save(self, name: str, scores: dict | None, rngs: list[dict]) -> None:
+    def _checkpoint(self, scores: dict | None) -> ckpt_io.Checkpoint:
+        """The task's checkpoint of the model, weights on the CPU, with these scores."""
         ckpt = self.task.make_checkpoint(self.model)
         ckpt.model = {k: v.cpu() for k, v in ckpt.model.items()}
         ckpt.scores.update(scores or {})
+        return ckpt
+
+    def _save(self, name: str, scores: dict | None, rngs: list[dict]) -> None:
+        ckpt = self._checkpoint(scores)
         ckpt.train_state = {
             "trainer": asdict(self.state),
             "optimizer": self.optimizer.state_dict(),
@@ -134,9 +139,7 @@ class Trainer:
 
     def _keep(self, scores: dict) -> None:
         """The weights alone as step-N.pt (for `export --average`), keeping the last `keep_checkpoints` of them."""
-        ckpt = ckpt_io.release(self.task.make_checkpoint(self.model), half=False)
-        ckpt.model = {k: v.cpu() for k, v in ckpt.model.items()}
-        ckpt.scores.update(scores)
+        ckpt = ckpt_io.release(self._checkpoint(scores), half=False)
         ckpt.meta["step"] = self.state.step
         ckpt_io.save(self.run_dir / f"step-{self.state.step}.pt", ckpt)
         for old in kept_checkpoints(self.run_dir)[: -self.config.keep_checkpoints]:
@@ -385,7 +388,7 @@ def tokenizers_from_states(states: dict) -> dict:
     from nmt.tokenizers import tokenizer_from_state
     built, seen = {}, {}
     for name, state in states.items():
-        key = next((k for k, v in seen.items() if _same_state(v, state)), None)
+        key = next((k for k, v in seen.items() if ckpt_io.same_state(v, state)), None)
         built[name] = built[key] if key else tokenizer_from_state(state)
         seen[name] = state
     return built
@@ -410,12 +413,6 @@ def load_run(run_dir: str | Path, task: str, setup_cls, new_setup):
     for key in RUN_OPTIONS:                 # how to run, not what to learn: the new command decides
         setattr(setup.train, key, getattr(new_setup.train, key))
     return setup, tokenizers_from_states(ckpt.tokenizers)
-
-
-def _same_state(a: dict, b: dict) -> bool:
-    if a.keys() != b.keys():
-        return False
-    return all(a[k].equal(b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a)
 
 
 def set_threads(threads: int = 0, processes: int = 1) -> None:
