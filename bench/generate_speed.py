@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import copy_bandwidth_gbs, machine, matmul_gflops  # noqa: E402
-from nmt import charlm  # noqa: E402
-from nmt.config import from_dict  # noqa: E402
+from nmt.tasks import charlm  # noqa: E402
 import torch  # noqa: E402
 
 
@@ -83,7 +82,8 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "checkpoints" / "shakespeare-charlm.pt"))
     parser.add_argument("--length", type=int, default=1000)
     args = parser.parse_args()
-    model, tok, ckpt = charlm.load(args.model)
+    generator = charlm.TextGenerator.load(args.model)
+    model, tok = generator.model, generator.tokenizer
     # weights read per generated character by charlm.Stepper: the recurrent matrices, the input matrices above
     # the first layer, the output layer (the first layer's input product is one row of a precomputed table)
     # (generation keeps the LSTM's matrices in float16: 2 bytes each; biases and the output layer in float32)
@@ -94,8 +94,7 @@ def main() -> None:
     cached = cached_bandwidth_gbs(weight_bytes)
     one = generation_rate(model, tok, 1, args.length)
     batch = generation_rate(model, tok, 32, args.length // 4)
-    setup = from_dict(charlm.CharLMSetup, ckpt.config["setup"])
-    train_rate, flops = training_rate(model, setup)
+    train_rate, flops = training_rate(model, generator.setup)
     peak = matmul_gflops()
     print(json.dumps({
         "machine": machine(), "model": args.model, "weight_mb": round(weight_bytes / 1e6, 2),

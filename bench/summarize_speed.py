@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def long_document(words: int = 2000) -> str:
-    from nmt.summarization import read_pairs
+    from nmt.tasks.summarize import read_pairs
     text = " ".join(d for d, _ in read_pairs("aeslc", "dev", tgt_fields=("subject_line",))[:200])
     return " ".join(text.split()[:words])
 
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     from bench.common import machine, peak_rss_mb
     from nmt.config import SummaryDecodeConfig
-    from nmt.summarization import Summarizer, read_pairs
+    from nmt.tasks.summarize import Summarizer, read_pairs
     summarizer = Summarizer.load(args.model)
     decode = SummaryDecodeConfig(beam=args.beam)
     if args.long:

@@ -36,13 +36,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
     from bench.common import cold_start_seconds, machine, peak_rss_mb
-    from nmt.data import corpus_files
-    from nmt.tagging import NERTagger, read_tagged
+    from nmt.corpora import corpus_files
+    from nmt.tasks.tag import NERTagger, read_tagged
     sentences = [w for w, _ in read_tagged(corpus_files("conll2003", "dev")["paths"][0])]
-    NERTagger.load(args.model).tag(sentences[:256], args.batch_size)  # warm-up (torch kernels, allocator)
+    NERTagger.load(args.model).tag(sentences[:256])                      # warm-up (torch kernels, allocator)
     tagger = NERTagger.load(args.model)                                  # fresh: no word seen before timing
+    tagger.setup.data.eval_batch_size = args.batch_size
     start = time.perf_counter()
-    tagger.tag(sentences, args.batch_size)
+    tagger.tag(sentences)
     seconds = time.perf_counter() - start
     result = {"machine": machine(), "model": args.model, "sentences": len(sentences),
               "words": sum(map(len, sentences)), "seconds": round(seconds, 2),

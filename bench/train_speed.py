@@ -20,9 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import count_flops, machine, matmul_gflops  # noqa: E402
 import torch  # noqa: E402
-from nmt.data import corpus_files, read_parallel  # noqa: E402
-from nmt.training import Trainer, set_threads  # noqa: E402
-from nmt.translation import TranslationTask, build_model, make_setup, train_tokenizers  # noqa: E402
+from nmt.corpora import corpus_files  # noqa: E402
+from nmt.data import read_parallel  # noqa: E402
+from nmt.runs import set_threads  # noqa: E402
+from nmt.training import Trainer  # noqa: E402
+from nmt.tasks import make_setup  # noqa: E402
+from nmt.tasks.translate import TranslationTask, build_model, train_tokenizers  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +40,7 @@ def main() -> None:
     set_threads(args.threads)
     overrides = {"train.batch_tokens": 0, "train.batch_size": 64, "model.input_feeding": args.input_feeding,
                  "train.device": args.device}
-    setup = make_setup(args.preset, overrides=overrides)
+    setup = make_setup("translate", args.preset, overrides=overrides)
     pairs = read_parallel(*corpus_files("multi30k", "train", args.data_dir)["paths"])
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     toks = train_tokenizers(pairs, setup.tokenizer)

@@ -22,8 +22,9 @@ def run_one(model: str, beam: int, data_dir: str | None) -> dict:
     import torch
     from bench.common import peak_rss_mb
     from nmt.config import DecodeConfig
-    from nmt.data import corpus_files, read_lines
-    from nmt.translation import Translator
+    from nmt.corpora import corpus_files
+    from nmt.data import read_lines
+    from nmt.tasks.translate import Translator
     torch.set_num_threads(torch.get_num_threads())
     src_path = corpus_files("multi30k", "test_2016_flickr", data_dir)["paths"][0]
     lines = read_lines(src_path)

@@ -1,4 +1,5 @@
-"""nmt: recurrent sequence models (translation, summarisation, character LM, tagging) for the CPU."""
-from nmt import allocator
+"""nmt: recurrent sequence models (translation, summarisation, character LM, tagging) for the CPU.
 
-allocator.configure()   # before torch loads: see allocator.py
+Importing nmt changes nothing in the process: the memory settings of nmt/allocator.py are applied by the command
+line (before torch loads) and by `nmt.runs.start_run` for training runs started from Python.
+"""

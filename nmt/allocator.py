@@ -1,4 +1,4 @@
-"""Memory settings for torch on the CPU, applied when `nmt` is imported (before torch loads).
+"""Memory settings for torch on the CPU, applied by the command line (before torch loads) and by training runs.
 
 A training step allocates and frees the same large tensors every step: the (N, V) logits and their gradient,
 the (B, S, A) attention energies, the per-step buffers of the decoder. torch's CPU allocator is glibc malloc,
@@ -10,7 +10,9 @@ on free, so every step pays page faults and the kernel's zeroing of the same mem
   does come from the OS costs one fault per 2 MB instead of per 4 KB.
 
 On the project's 2-core VM the two together take the reference translation model from about 1,700 to about
-2,100 target tokens/s (bench/train_speed.py). The cost: the process keeps its peak memory until it exits.
+2,100 target tokens/s (bench/train_speed.py). The cost: the process keeps its peak memory until it exits, which
+is why a library import does not apply them; a program that wants them calls `configure()` before importing torch
+(`nmt.runs.start_run` calls it too, which still sets malloc but may be too late for the huge-page setting).
 Set NMT_ALLOCATOR=system to leave both settings alone.
 """
 from __future__ import annotations

@@ -19,7 +19,15 @@ from typing import Any
 import torch
 
 FORMAT = "nmt-checkpoint"
-VERSION = 1
+VERSION = 2
+# config keys that version 1 wrote and version 2 no longer has (dead settings), dropped when a v1 file is read
+RETIRED_V1 = {
+    "translate": ("setup.tokenizer.kind", "model.bos_id", "model.eos_id", "setup.model.bos_id",
+                  "setup.model.eos_id", "setup.decode.batch_size"),
+    "summarize": ("model.seq2seq.bos_id", "model.seq2seq.eos_id", "setup.model.seq2seq.bos_id",
+                  "setup.model.seq2seq.eos_id"),
+    "tag": ("setup.data.tag_column", "setup.data.scheme"),
+}
 
 
 class CheckpointError(ValueError):
@@ -83,9 +91,31 @@ def load(path: str | Path, task: str | None = None) -> Checkpoint:
                               "please upgrade nmt")
     if task is not None and data["task"] != task:
         raise CheckpointError(f"{path} is a '{data['task']}' checkpoint, not a '{task}' one")
+    if data.get("version", 0) < 2:
+        _drop_keys(data["config"], RETIRED_V1.get(data["task"], ()))
     return Checkpoint(task=data["task"], config=data["config"], model=data["model"],
                       tokenizers=data.get("tokenizers") or {}, scores=data.get("scores") or {},
                       meta=data.get("meta") or {}, train_state=data.get("train_state"))
+
+
+def describe(ckpt: Checkpoint) -> dict:
+    """Task, parameter count, weight types, vocabulary sizes, scores, meta and config of a checkpoint."""
+    from nmt.tokenizers import tokenizer_from_state
+    return {"task": ckpt.task, "parameters": ckpt.num_parameters(),
+            "weights": sorted({str(t.dtype).replace("torch.", "") for t in ckpt.model.values()}),
+            "vocab": {k: tokenizer_from_state(v).vocab_size for k, v in ckpt.tokenizers.items()},
+            "scores": ckpt.scores, "meta": ckpt.meta, "resumable": ckpt.train_state is not None,
+            "config": ckpt.config}
+
+
+def _drop_keys(config: dict, dotted_keys) -> None:
+    for dotted in dotted_keys:
+        *parents, last = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
 
 
 def release(ckpt: Checkpoint, half: bool = True) -> Checkpoint:

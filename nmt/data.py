@@ -7,8 +7,6 @@ valid UTF-8 so the error can name the file and line.
 from __future__ import annotations
 
 import gzip
-import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,58 +15,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-REPO = Path(__file__).resolve().parents[1]
-CORPORA = ("multi30k", "tinyshakespeare", "conll2003", "wnut17", "aeslc", "gigaword")
-
 
 class DataError(ValueError):
     """A corpus or input file cannot be used; the message names the file and, where known, the line."""
-
-
-# --- locating corpora ---------------------------------------------------------------------------------------
-
-def data_root(corpus: str, data_dir: str | Path | None = None) -> Path:
-    """The folder holding `corpus`: --data-dir, else $NMT_DATA, else ./data, else ../shared/data."""
-    if data_dir:    # an explicit folder is the only place looked at
-        if (Path(data_dir) / corpus).is_dir():
-            return Path(data_dir)
-        raise DataError(f"corpus '{corpus}' not found under --data-dir {data_dir}")
-    candidates = [os.environ.get("NMT_DATA"), REPO / "data", REPO.parent / "shared" / "data", Path.cwd() / "data"]
-    for root in candidates:
-        if root and (Path(root) / corpus).is_dir():
-            return Path(root)
-    raise DataError(f"corpus '{corpus}' not found (looked in $NMT_DATA, data/ and ../shared/data; "
-                    "see data/README.md for where to get it)")
-
-
-def multi30k_paths(split: str, src: str, tgt: str, data_dir=None) -> tuple[Path, Path]:
-    root = data_root("multi30k", data_dir) / "multi30k" / "raw"
-    return root / f"{split}.{src}.gz", root / f"{split}.{tgt}.gz"
-
-
-def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de", tgt: str = "en") -> dict:
-    """Paths of a named corpus split, with the kind of data they hold."""
-    if name not in CORPORA:
-        raise DataError(f"unknown corpus '{name}' (known: {', '.join(CORPORA)})")
-    base = data_root(name, data_dir) / name
-    if name == "multi30k":
-        return {"kind": "parallel", "paths": multi30k_paths(split, src, tgt, data_dir)}
-    if name == "tinyshakespeare":
-        return {"kind": "text", "paths": (base / "input.txt",), "split": split}
-    if name == "conll2003":
-        return {"kind": "conll", "paths": (base / f"{split}.txt",)}
-    if name == "wnut17":
-        file = {"train": "wnut17train.conll", "dev": "emerging.dev.conll"}.get(split, f"{split}.conll")
-        return {"kind": "conll", "paths": (base / file,)}
-    if name == "aeslc":
-        return {"kind": "jsonl", "paths": (base / f"{split}.jsonl",)}
-    files = {"train": ("train_sample_10k", "train.article.txt", "train.title.txt"),
-             "valid": ("valid_sample_1k", "valid.article.filter.txt", "valid.title.filter.txt"),
-             "dev": ("dev_4k", "valid.article.filter.4K.txt", "valid.title.filter.4K.txt")}
-    if split not in files:
-        raise DataError(f"gigaword has splits train, valid and dev, not '{split}'")
-    folder, article, title = files[split]
-    return {"kind": "parallel", "paths": (base / folder / article, base / folder / title)}
 
 
 # --- reading files --------------------------------------------------------------------------------------------
@@ -116,6 +65,16 @@ def arrow_lines(path: str | Path):
     if check_text_file(path) == 0:                 # an empty .gz is not 0 bytes on disk
         return datasets.Dataset.from_dict({"text": []})
     return datasets.load_dataset("text", data_files=str(path), split="train", keep_linebreaks=False)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines separated by \\n or \\r\\n only: one line out per line in. (str.splitlines also splits on \\x0c,
+    \\x1c-\\x1e, \\x85, \\u2028 and \\u2029, which occur inside lines of real text.) A final newline ends the last
+    line rather than starting an empty one."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -199,27 +158,40 @@ def read_jsonl(path: str | Path, fields: Sequence[str]) -> list[dict]:
     return records
 
 
-def read_conll(path: str | Path, tag_column: int = -1) -> list[tuple[list[str], list[str]]]:
-    """Sentences of a CoNLL column file as (words, tags); -DOCSTART- lines and blank lines separate sentences."""
-    sentences, words, tags = [], [], []
-    width = None
+def read_conll_rows(path: str | Path) -> list[list[str]]:
+    """The token lines (all columns, as written) of each sentence of a CoNLL column file; -DOCSTART- lines and
+    blank lines separate sentences, and every token line must have as many columns as the first."""
+    sentences, current, width = [], [], None
     for n, line in enumerate(read_lines(path), 1):
         cols = line.split()
         if not cols or cols[0] == "-DOCSTART-":
-            if words:
-                sentences.append((words, tags))
-            words, tags = [], []
+            if current:
+                sentences.append(current)
+            current = []
             continue
         width = width or len(cols)
-        if len(cols) != width or len(cols) < 2:
+        if len(cols) != width:
             raise DataError(f"{path}: line {n} has {len(cols)} columns, expected {width}")
-        words.append(cols[0])
-        tags.append(cols[tag_column])
-    if words:
-        sentences.append((words, tags))
+        current.append(line.rstrip())
+    if current:
+        sentences.append(current)
     if not sentences:
         raise DataError(f"{path} holds no sentences")
     return sentences
+
+
+def read_conll(path: str | Path, tag_column: int = -1) -> list[tuple[list[str], list[str]]]:
+    """Sentences of a CoNLL column file as (words, tags): the first column and the tag column."""
+    rows = read_conll_rows(path)
+    if len(rows[0][0].split()) < 2:
+        raise DataError(f"{path}: lines need a word and a tag column, found 1 column")
+    split = [[line.split() for line in sent] for sent in rows]
+    return [([cols[0] for cols in sent], [cols[tag_column] for cols in sent]) for sent in split]
+
+
+def conll_words(path: str | Path) -> list[list[str]]:
+    """The words (first column) of each sentence of a CoNLL file, for tagging."""
+    return [[line.split()[0] for line in sent] for sent in read_conll_rows(path)]
 
 
 # --- batching ---------------------------------------------------------------------------------------------------
@@ -332,67 +304,3 @@ class LazyBatches:
 
     def __getitem__(self, i: int):
         return self.build(self.groups[i])
-
-
-def length_stats(lengths: Sequence[int]) -> dict:
-    """Count, total and percentiles of a list of lengths."""
-    if not lengths:
-        return {"count": 0, "total": 0}
-    ordered = sorted(lengths)
-
-    def pct(p: float) -> int:
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
-
-    return {"count": len(ordered), "total": sum(ordered), "mean": sum(ordered) / len(ordered),
-            "min": ordered[0], "p50": pct(50), "p90": pct(90), "p99": pct(99), "max": ordered[-1]}
-
-
-def corpus_stats(name_or_path: str, data_dir=None, split: str = "train") -> dict:
-    """Sentences, tokens (whitespace words), length percentiles and vocabulary size of a corpus or file.
-
-    `name_or_path` is a named corpus (multi30k shows every language of the split) or a text / gzip / JSONL /
-    CoNLL file. Returns {"name", "columns": {column: stats}}.
-    """
-    from collections import Counter
-    path = Path(name_or_path)
-    columns: dict[str, list[list[str]]] = {}
-    if name_or_path in CORPORA:
-        files = corpus_files(name_or_path, split, data_dir)
-        kind = files["kind"]
-        if name_or_path == "multi30k":
-            folder = files["paths"][0].parent
-            for f in sorted(folder.glob(f"{split}.*.gz")):
-                columns[f.name.split(".")[-2]] = [line.split() for line in read_lines(f)]
-        elif kind == "parallel":
-            for label, f in zip(("source", "target"), files["paths"]):
-                columns[label] = [line.split() for line in read_lines(f)]
-        elif kind == "text":
-            columns["text"] = [line.split() for line in read_lines(files["paths"][0])]
-        elif kind == "conll":
-            columns["tokens"] = [words for words, _ in read_conll(files["paths"][0])]
-        else:
-            records = read_jsonl(files["paths"][0], ["email_body", "subject_line"])
-            for field in ("email_body", "subject_line"):
-                columns[field] = [str(r[field]).split() for r in records]
-    elif path.suffix == ".jsonl":
-        import json
-        check_text_file(path)
-        first = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
-        fields = [k for k, v in first.items() if isinstance(v, str)]
-        for record in read_jsonl(path, fields):
-            for field in fields:
-                columns.setdefault(field, []).append(record[field].split())
-    else:
-        lines = read_lines(path)
-        looks_conll = lines and any(line.startswith("-DOCSTART-") for line in lines[:5])
-        if looks_conll:
-            columns["tokens"] = [words for words, _ in read_conll(path)]
-        else:
-            columns["text"] = [line.split() for line in lines]
-    if not columns or not any(columns.values()):
-        raise DataError(f"{name_or_path}: no data")
-    result = {}
-    for column, sentences in columns.items():
-        vocab = Counter(w for s in sentences for w in s)
-        result[column] = {**length_stats([len(s) for s in sentences]), "vocab": len(vocab)}
-    return {"name": str(name_or_path), "split": split, "columns": result}

@@ -108,13 +108,29 @@ def greedy(model, src: Tensor, lengths: Tensor, bos: int, eos: int, max_len_rati
     return results
 
 
+@dataclass
+class _Rows:
+    """The per-row state of a beam search: R sentences x K rows each, one hypothesis a row."""
+    caps: Tensor              # (R*K,) most tokens before EOS is forced
+    scores: Tensor            # (R*K,) running log-probabilities
+    history: Tensor           # (R*K, t) tokens so far
+    done: Tensor              # (R*K,) ended with EOS
+    out_len: Tensor           # (R*K,) tokens before EOS
+    y: Tensor                 # (R*K, 1) the last token
+    att: Tensor | None        # (R*K, t, S) attention so far, when kept
+
+    def take(self, index: Tensor) -> "_Rows":
+        return _Rows(*(None if v is None else v[index] for v in vars(self).values()))
+
+
 @torch.inference_mode()
 def beam_search(model, src: Tensor, lengths: Tensor, bos: int, eos: int, beam: int = 5, alpha: float = 1.0,
                 max_len_ratio: float = 2.0, n_best: int = 1, keep_attention: bool = False, min_len: int = 0,
                 max_len: int = 0, no_repeat_ngram: int = 0, encode_args: tuple = ()) -> list[list[Hypothesis]]:
     """Batched beam search. Finished hypotheses stay in their beam slot and extend only with EOS at no cost;
     the final ranking divides each log-probability by the GNMT length penalty. EOS is barred before min_len
-    tokens; with no_repeat_ngram = n, no hypothesis repeats an n-gram.
+    tokens; with no_repeat_ngram = n, no hypothesis repeats an n-gram. A sentence whose K hypotheses all ended
+    leaves the batch.
 
     Returns, per sentence, the n_best best hypotheses, best first.
     """
@@ -126,62 +142,64 @@ def beam_search(model, src: Tensor, lengths: Tensor, bos: int, eos: int, beam: i
     enc, state = model.encode(src, lengths, *encode_args)
     flat = torch.arange(B).repeat_interleave(K)                                       # (B*K,)
     enc, state = model.reorder_encoder(enc, flat), model.reorder_state(state, flat)
-    caps = max_lengths(lengths, max_len_ratio, max_len).repeat_interleave(K)          # (B*K,)
-    scores = torch.full((B, K), float("-inf"))
-    scores[:, 0] = 0.0
-    scores = scores.view(-1)                                                          # (B*K,)
-    y = torch.full((B * K, 1), bos, dtype=torch.long)
-    history = torch.empty(B * K, 0, dtype=torch.long)
-    att_history = None
-    done = torch.zeros(B * K, dtype=torch.bool)
-    out_len = torch.zeros(B * K, dtype=torch.long)
-    alive = torch.arange(B)                      # sentences still searching; the batch holds their K rows each
-    finished: dict[int, tuple] = {}              # sentence -> (scores, lengths, tokens, attention) of its K rows
-    for t in range(int(caps.max()) + 1):      # at most caps tokens, then EOS
-        logits, state, att = model.decode(enc, y, state)
+    rows = _first_rows(max_lengths(lengths, max_len_ratio, max_len).repeat_interleave(K), B, K, bos)
+    steps = int(rows.caps.max()) + 1                 # at most caps tokens, then EOS
+    alive = torch.arange(B)                          # sentences still searching; the batch holds their K rows each
+    finished: dict[int, _Rows] = {}
+    for t in range(steps):
+        logits, state, att = model.decode(enc, rows.y, state)
         logp = torch.log_softmax(logits[:, -1].float(), dim=-1)                     # (R*K, V)
         if no_repeat_ngram:
-            logp[repeated_ngrams(history, no_repeat_ngram, logp.size(-1))] = float("-inf")
+            logp[repeated_ngrams(rows.history, no_repeat_ngram, logp.size(-1))] = float("-inf")
         if t < min_len:
             logp[:, eos] = -1e9
-        origin, token, scores = _best_extensions(scores, logp, done | (caps <= t), done, eos, K)
-        R = alive.numel()
-        history = torch.cat([history[origin], token[:, None]], dim=1)
-        if keep_attention:
-            step_att = att[:, -1][origin][:, None]                                    # (R*K, 1, S)
-            att_history = step_att if att_history is None else torch.cat([att_history[origin], step_att], 1)
-        out_len = torch.where(done[origin], out_len[origin], out_len[origin] + 1)
-        done = done[origin] | (token == eos)
+        origin = _step(rows, logp, att if keep_attention else None, t, eos, K)
         state = model.reorder_state(state, origin)
-        y = token[:, None]
-        ended = done.view(R, K).all(1)                                                # (R,)
-        last = t == int(caps.max())
-        if ended.any() or last:                  # a sentence whose K hypotheses all ended leaves the batch
-            leaving = torch.ones_like(ended) if last else ended
+        ended = rows.done.view(alive.numel(), K).all(1)                               # (R,)
+        if ended.any() or t == steps - 1:
+            leaving = torch.ones_like(ended) if t == steps - 1 else ended
             for r in leaving.nonzero().squeeze(1).tolist():
-                rows = slice(r * K, (r + 1) * K)
-                finished[int(alive[r])] = (scores[rows], out_len[rows], history[rows].tolist(),
-                                           att_history[rows] if keep_attention else None)
-            if last or ended.all():
+                finished[int(alive[r])] = rows.take(torch.arange(r * K, (r + 1) * K))
+            if t == steps - 1 or ended.all():
                 break
             keep = (~ended).nonzero().squeeze(1)                                      # (R',)
-            rows = (keep[:, None] * K + torch.arange(K)).view(-1)                     # (R'*K,)
-            enc, state = model.reorder_encoder(enc, rows), model.reorder_state(state, rows)
-            alive, caps, scores, history, done, out_len, y = (alive[keep], caps[rows], scores[rows], history[rows],
-                                                              done[rows], out_len[rows], y[rows])
-            if keep_attention:
-                att_history = att_history[rows]
-    results = []
-    for b in range(B):
-        b_scores, b_len, tokens, b_att = finished[b]
-        final = b_scores / length_penalty(b_len, alpha)                               # (K,)
-        hyps = []
-        for k in final.argsort(descending=True)[:n_best].tolist():
-            seq = tokens[k][: tokens[k].index(eos)] if eos in tokens[k] else tokens[k]
-            att = b_att[k, : len(seq) + 1, : int(lengths[b])] if keep_attention else None
-            hyps.append(Hypothesis(seq, float(final[k]), att))
-        results.append(hyps)
-    return results
+            index = (keep[:, None] * K + torch.arange(K)).view(-1)                    # (R'*K,)
+            enc, state = model.reorder_encoder(enc, index), model.reorder_state(state, index)
+            alive, rows = alive[keep], rows.take(index)
+    return [_ranked(finished[b], int(lengths[b]), alpha, n_best, eos) for b in range(B)]
+
+
+def _first_rows(caps: Tensor, B: int, K: int, bos: int) -> _Rows:
+    scores = torch.full((B, K), float("-inf"))
+    scores[:, 0] = 0.0                               # one live hypothesis per sentence at the start
+    return _Rows(caps, scores.view(-1), torch.empty(B * K, 0, dtype=torch.long),
+                 torch.zeros(B * K, dtype=torch.bool), torch.zeros(B * K, dtype=torch.long),
+                 torch.full((B * K, 1), bos, dtype=torch.long), None)
+
+
+def _step(rows: _Rows, logp: Tensor, att: Tensor | None, t: int, eos: int, K: int) -> Tensor:
+    """Extend `rows` in place by one token each; returns the origin row of each new row (R*K,)."""
+    origin, token, rows.scores = _best_extensions(rows.scores, logp, rows.done | (rows.caps <= t), rows.done, eos, K)
+    rows.history = torch.cat([rows.history[origin], token[:, None]], dim=1)
+    if att is not None:
+        step_att = att[:, -1][origin][:, None]                                        # (R*K, 1, S)
+        rows.att = step_att if rows.att is None else torch.cat([rows.att[origin], step_att], 1)
+    rows.out_len = torch.where(rows.done[origin], rows.out_len[origin], rows.out_len[origin] + 1)
+    rows.done = rows.done[origin] | (token == eos)
+    rows.y = token[:, None]
+    return origin
+
+
+def _ranked(rows: _Rows, src_len: int, alpha: float, n_best: int, eos: int) -> list[Hypothesis]:
+    """The n_best hypotheses of one sentence's K finished rows, best first by length-normalised score."""
+    final = rows.scores / length_penalty(rows.out_len, alpha)                         # (K,)
+    tokens = rows.history.tolist()
+    hyps = []
+    for k in final.argsort(descending=True)[:n_best].tolist():
+        seq = tokens[k][: tokens[k].index(eos)] if eos in tokens[k] else tokens[k]
+        att = rows.att[k, : len(seq) + 1, :src_len] if rows.att is not None else None
+        hyps.append(Hypothesis(seq, float(final[k]), att))
+    return hyps
 
 
 def _best_extensions(scores: Tensor, logp: Tensor, forced: Tensor, done: Tensor, eos: int,

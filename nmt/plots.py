@@ -70,6 +70,13 @@ def read_metrics(run: str | Path) -> list[dict]:
     return rows
 
 
+def validation_rows(rows: list[dict]) -> tuple[list[str], list[dict]]:
+    """The validation records of a run's metrics and the names of the scores they hold."""
+    valid = [r for r in rows if r.get("type") == "valid"]
+    skip = ("type", "step", "epoch", "time", "best", "score", "train_minutes")
+    return [k for k in (valid[0] if valid else {}) if k not in skip], valid
+
+
 def learning_curves(metrics: dict[str, list[dict]], path: str | Path) -> None:
     """Training and validation loss, and the validation score, against steps and training minutes."""
     plt = _pyplot()

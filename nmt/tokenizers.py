@@ -244,3 +244,26 @@ def tokenizer_from_state(state: dict):
     if kind == "word":
         return WordTokenizer(list(state["itos"]), list(state["chars"]))
     raise TokenizerError(f"unknown tokenizer kind '{kind}'")
+
+
+def train_on_files(files, vocab_size: int, model_type: str = "unigram",
+                   character_coverage: float = 1.0) -> tuple[SentencePieceTokenizer, int]:
+    """One SentencePiece model over the lines of text files (joint when several); also the number of lines."""
+    from nmt.data import read_lines
+    lines = [line for f in files for line in read_lines(f)]
+    return SentencePieceTokenizer.train(lines, vocab_size, model_type, character_coverage), len(lines)
+
+
+def save_tokenizer(path, tokenizer, config: dict) -> None:
+    """A checkpoint of task 'tokenizer' holding one tokenizer (as side 'src') and how it was made."""
+    from nmt import checkpoint as ckpt_io
+    ckpt_io.save(path, ckpt_io.Checkpoint("tokenizer", config, {}, {"src": tokenizer.to_state()}))
+
+
+def load_tokenizer(path, side: str):
+    """The `side` tokenizer (src, tgt, chars, words) of a tokenizer or model checkpoint."""
+    from nmt import checkpoint as ckpt_io
+    ckpt = ckpt_io.load(path)
+    if side not in ckpt.tokenizers:
+        raise TokenizerError(f"{path} has no '{side}' tokenizer (it has: {', '.join(ckpt.tokenizers) or 'none'})")
+    return tokenizer_from_state(ckpt.tokenizers[side])

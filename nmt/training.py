@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import random
 import time
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -24,22 +23,7 @@ from torch import nn
 from nmt import checkpoint as ckpt_io
 from nmt import distributed as dist_io
 from nmt.config import ConfigError, OptimConfig, TrainConfig
-
-
-@dataclass
-class Validation:
-    metrics: dict[str, float]                   # every number worth logging
-    score: float                                # the one used for early stopping (higher is better)
-    samples: list[tuple[str, ...]] = field(default_factory=list)   # rows for a sample table
-
-
-class Task(Protocol):
-    name: str
-
-    def batches(self, epoch: int) -> list: ...                                  # the same list for the same epoch
-    def loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict]: ...   # mean loss, {"tokens", "nll"}
-    def validate(self, model: nn.Module) -> Validation: ...
-    def make_checkpoint(self, model: nn.Module) -> ckpt_io.Checkpoint: ...     # config + tokenizers + weights
+from nmt.tasks.base import Task, Validation  # noqa: F401  (Validation: for the tasks)
 
 
 @dataclass
@@ -87,8 +71,8 @@ class Trainer:
 
     One update consumes `accumulate` batches on every process. Batches come from one list per epoch, the same on
     every rank; rank r of W takes its share of each group of W * accumulate consecutive batches, so `batch_index`
-    is a position in that global list and a run resumes with any number of ranks. A task with a `shard(rank,
-    world)` method splits its data itself (the character model splits its parallel streams, whose hidden state
+    is a position in that global list and a run resumes with any number of ranks. A task that declares
+    `shards_itself` splits its data itself (the character model splits its parallel streams, whose hidden state
     must follow them) and then every rank walks its own list in step.
     """
 
@@ -103,7 +87,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.net, device_ids=ids)    # broadcasts rank 0's weights
-        self.self_sharded = hasattr(task, "shard")
+        self.self_sharded = task.shards_itself
         if self.self_sharded:
             task.shard(self.ctx.rank, self.ctx.world)
         if config.accumulate < 1:
@@ -142,6 +126,7 @@ class Trainer:
         ckpt = ckpt_io.release(self._checkpoint(scores), half=False)
         ckpt.meta["step"] = self.state.step
         ckpt_io.save(self.run_dir / f"step-{self.state.step}.pt", ckpt)
+        from nmt.runs import kept_checkpoints
         for old in kept_checkpoints(self.run_dir)[: -self.config.keep_checkpoints]:
             old.unlink(missing_ok=True)
 
@@ -332,89 +317,8 @@ class Trainer:
         return copy.deepcopy(self.model).float().cpu().eval()
 
 
-def kept_checkpoints(run_dir: str | Path, up_to: int | None = None) -> list[Path]:
-    """The step-N.pt files of a run folder, oldest first (those of steps <= up_to, when given)."""
-    found = []
-    for path in Path(run_dir).glob("step-*.pt"):
-        step = path.stem.removeprefix("step-")
-        if step.isdigit() and (up_to is None or int(step) <= up_to):
-            found.append((int(step), path))
-    return [path for _, path in sorted(found)]
-
-
 def _as_tuple(value):
     """torch.load returns lists where random.getstate() had tuples."""
     if isinstance(value, list):
         return tuple(_as_tuple(v) for v in value)
     return value
-
-
-def start_run(setup, run_dir: str | Path, task: str, setup_cls):
-    """Process group, threads and seed for a run, then `load_run`: (the run's setup, its tokenizers) or (setup,
-    None) if new. Under torchrun every rank calls this; the processes of one machine share its cores."""
-    ctx = dist_io.init(setup.train.device)
-    set_threads(setup.train.threads, ctx.local_world)
-    torch.manual_seed(setup.train.seed)      # same seed, same initial weights
-    resumed = load_run(run_dir, task, setup_cls, setup)
-    return resumed if resumed else (setup, None)
-
-
-def fit_run(model: nn.Module, task: Task, config: TrainConfig, run_dir: str | Path, callbacks=()):
-    """Train (resuming from run_dir/last.pt when it exists) -> (final state, run_dir)."""
-    ctx = dist_io.init(config.device)
-    trainer = Trainer(model, task, config, run_dir, list(callbacks), ctx)
-    trainer.resume()
-    try:
-        return trainer.fit(), Path(run_dir)
-    finally:
-        dist_io.shutdown(ctx)
-
-
-def main_tokenizers(make, ctx_device: str = "cpu") -> dict:
-    """Tokenizers built by rank 0 (`make()` -> {name: tokenizer}) and sent to every rank, so all ranks share one
-    vocabulary even where training a tokenizer is not deterministic. Shared objects stay shared."""
-    ctx = dist_io.init(ctx_device)
-    if not ctx.distributed:
-        return make()
-    toks = make() if ctx.is_main else None
-    states = dist_io.broadcast({k: v.to_state() for k, v in toks.items()} if toks else None, ctx)
-    if toks:
-        return toks
-    return tokenizers_from_states(states)
-
-
-def tokenizers_from_states(states: dict) -> dict:
-    """{name: tokenizer state} -> {name: tokenizer}; equal states (a joint vocabulary) give one shared object."""
-    from nmt.tokenizers import tokenizer_from_state
-    built, seen = {}, {}
-    for name, state in states.items():
-        key = next((k for k, v in seen.items() if ckpt_io.same_state(v, state)), None)
-        built[name] = built[key] if key else tokenizer_from_state(state)
-        seen[name] = state
-    return built
-
-
-RUN_OPTIONS = ("max_steps", "max_minutes", "device", "threads", "accumulate")
-
-
-def load_run(run_dir: str | Path, task: str, setup_cls, new_setup):
-    """For a run folder holding last.pt: the run's own setup (with the new run limits) and tokenizers.
-
-    Returns (setup, tokenizers) or None when there is nothing to resume. Resuming keeps the tokenizers and
-    hyperparameters the run started with; only the RUN_OPTIONS (limits, device, threads, accumulation) come from
-    the new command.
-    """
-    from nmt.config import from_dict
-    last = Path(run_dir) / "last.pt"
-    if not last.exists():
-        return None
-    ckpt = ckpt_io.load(last, task=task)
-    setup = from_dict(setup_cls, ckpt.config["setup"])
-    for key in RUN_OPTIONS:                 # how to run, not what to learn: the new command decides
-        setattr(setup.train, key, getattr(new_setup.train, key))
-    return setup, tokenizers_from_states(ckpt.tokenizers)
-
-
-def set_threads(threads: int = 0, processes: int = 1) -> None:
-    """`threads` torch threads, or (0) this process's share of the machine's cores."""
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // processes))

@@ -1,7 +1,8 @@
 """One recurrent layer stack for every model: torch's fused kernels or the scratch cells, same weights.
 
-`Recurrent(config, input_size)` hides the choice `impl=fused|scratch`. Both keep their parameters under
-`rnn.` with torch's names, so a state dict moves freely between the two.
+`Recurrent(config, input_size)` hides the choice `impl=fused|torch|scratch` (see nmt/config/components.py): torch's
+layers with or without the hand-written GRU backward, or the cells from their equations. All keep their parameters
+under `rnn.` with torch's names, so a state dict moves freely between them.
 """
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ class Recurrent(nn.Module):
         super().__init__()
         if config.cell not in GATES:
             raise ValueError(f"unknown cell '{config.cell}' (expected rnn, lstm or gru)")
-        if config.impl not in ("fused", "scratch"):
-            raise ValueError(f"unknown impl '{config.impl}' (expected fused or scratch)")
+        if config.impl not in ("fused", "torch", "scratch"):
+            raise ValueError(f"unknown impl '{config.impl}' (expected fused, torch or scratch)")
         self.config = config
         dropout = config.dropout if config.num_layers > 1 else 0.0
         args = dict(input_size=input_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
                     bidirectional=config.bidirectional, dropout=dropout)
-        if config.impl == "fused":
+        if config.impl != "scratch":
             self.rnn = FUSED[config.cell](batch_first=True, **args)
         else:
             self.rnn = ScratchRNN(config.cell, **args)
@@ -44,10 +45,10 @@ class Recurrent(nn.Module):
                 setattr(self.rnn, name, raw.view_as(raw))
 
     def _hand_bptt(self, x: Tensor) -> bool:
-        """Train torch's GRU on the CPU with the hand-written BPTT of models/bptt.py: same results, and each
-        weight gradient is one product over all steps instead of one per step (about 3x faster backward)."""
-        return (isinstance(self.rnn, nn.GRU) and x.device.type == "cpu" and torch.is_grad_enabled()
-                and not self.weight_drop)
+        """impl=fused trains torch's GRU on the CPU with the hand-written BPTT of models/bptt.py: same results, and
+        each weight gradient is one product over all steps instead of one per step (about 3x faster backward)."""
+        return (self.config.impl == "fused" and isinstance(self.rnn, nn.GRU) and x.device.type == "cpu"
+                and torch.is_grad_enabled() and not self.weight_drop)
 
     def weight(self, name: str) -> Tensor:
         """A weight under torch's name (e.g. 'weight_hh_l0'): the raw parameter, without weight drop."""

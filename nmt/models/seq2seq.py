@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from nmt.config import Seq2SeqConfig, RNNConfig
+from nmt.config import RNNConfig, Seq2SeqConfig
 from nmt.models.attention import Attention
 from nmt.models.bptt import FeedGRUBahdanau
 from nmt.models.cells import gru_step, lstm_step, rnn_step
@@ -85,8 +85,8 @@ class Seq2Seq(nn.Module):
         self.emb_dropout = nn.Dropout(c.emb_dropout)
         self.dropout = nn.Dropout(c.dropout)
         self.is_lstm = c.encoder.cell == "lstm"
-        # in training, input feeding with one GRU layer and Bahdanau attention runs as one autograd function with
-        # hand-written BPTT (models/bptt.py); other decoders, impl=scratch and decoding loop over the cell steps
+        # impl=fused: in training, input feeding with one GRU layer and Bahdanau attention runs as one autograd
+        # function with hand-written BPTT (models/bptt.py); other decoders, other impls and decoding loop over steps
         self.fused_feed = (c.input_feeding and c.encoder.cell == "gru" and c.decoder_layers == 1
                            and c.attention == "bahdanau" and c.encoder.impl == "fused")
         self._inputs_table, self._inputs_key = None, None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import RNNConfig, TaggerConfig
@@ -114,13 +113,6 @@ class Tagger(nn.Module):
             parts.append(self.casing_embed(casings))                                # (B, S, Ec)
         h, _ = self.encoder(self.dropout(torch.cat(parts, dim=-1)), lengths)        # (B, S, 2H)
         return self.emissions(self.dropout(h))                                      # (B, S, K)
-
-    def loss(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
-        """Mean negative log-likelihood per word: CRF over whole sentences, or cross-entropy per word."""
-        words = mask.sum()
-        if self.crf is not None:
-            return self.crf.nll(emissions.float(), tags, mask).sum() / words
-        return F.cross_entropy(emissions[mask].float(), tags[mask])
 
     def decode(self, emissions: Tensor, mask: Tensor) -> Tensor:
         """Best tags (B, S), zero past each sentence's end."""

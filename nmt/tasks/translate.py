@@ -6,23 +6,22 @@ function from lines to lines. Neither knows about the terminal.
 from __future__ import annotations
 
 import hashlib
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from nmt import checkpoint as ckpt_io
 from nmt import metrics
-from nmt.config import DecodeConfig, Seq2SeqConfig, TokenizerConfig, TrainConfig, from_dict, to_dict
-from nmt.data import Batch, EncodedPairs, LazyBatches, ParallelCorpus, bucket_batches, make_seq2seq_batch, pad
+from nmt.config import (TRANSLATE_PRESETS, DecodeConfig, Seq2SeqConfig, TokenizerConfig, TranslationSetup)
+from nmt.data import (Batch, EncodedPairs, LazyBatches, ParallelCorpus, bucket_batches, make_seq2seq_batch, pad)
 from nmt.decoding import Hypothesis, beam_search, greedy
 from nmt.losses import smoothed_cross_entropy
 from nmt.models.seq2seq import Seq2Seq
+from nmt.tasks.base import Runner, Task, Validation, model_weights
 from nmt.tokenizers import BOS, EOS, PAD, SentencePieceTokenizer, tokenizer_from_state
-from nmt.training import Validation
 
 TASK = "translate"
+SETUP, PRESETS = TranslationSetup, TRANSLATE_PRESETS
 
 
 def smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, dict]:
@@ -41,15 +40,6 @@ def smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) 
     return loss / max(1, tokens), {"tokens": tokens, "nll": nll}
 
 
-@dataclass
-class TranslationSetup:
-    """Everything `train translate` decides before training: tokenizers and model config."""
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam=1))   # for validation
-
-
 def train_tokenizers(pairs: list[tuple[str, str]], config: TokenizerConfig) -> dict:
     """SentencePiece models for a parallel corpus: one joint model, or one per side."""
     if config.joint:
@@ -61,7 +51,7 @@ def train_tokenizers(pairs: list[tuple[str, str]], config: TokenizerConfig) -> d
             for i, side in enumerate(("src", "tgt"))}
 
 
-class TranslationTask:
+class TranslationTask(Task):
     name = TASK
 
     def __init__(self, setup: TranslationSetup, tokenizers: dict, train_pairs: ParallelCorpus | list[tuple[str, str]],
@@ -98,43 +88,35 @@ class TranslationTask:
         refs = [t for _, t in self.valid]
         bleu = metrics.bleu(hyps, refs)
         samples = [(self.valid[i][0], refs[i], hyps[i]) for i in range(min(3, len(hyps)))]
-        return Validation({"valid_ppl": math.exp(nll / max(1, tokens)), "bleu": bleu.score}, bleu.score, samples)
+        return Validation({"valid_ppl": metrics.perplexity(nll / max(1, tokens)), "bleu": bleu.score}, bleu.score,
+                          samples)
 
     def make_checkpoint(self, model: Seq2Seq) -> ckpt_io.Checkpoint:
-        return ckpt_io.Checkpoint(
-            task=TASK, config={"model": to_dict(model.config), "setup": to_dict(self.setup)},
-            model=model.state_dict(), meta=dict(self.meta),
-            tokenizers={k: v.to_state() for k, v in self.tokenizers.items()})
+        return self.checkpoint_of(model, model.config, self.tokenizers)
 
 
-class Translator:
-    """Lines in, lines out. Empty lines stay empty; overlong lines are truncated to `max_src_tokens`."""
+class Translator(Runner):
+    """Lines in, lines out. Empty lines stay empty; lines longer than `decode.max_src_tokens` are truncated."""
+    task = TASK
 
-    def __init__(self, model: Seq2Seq, src_tok, tgt_tok, max_src_tokens: int = 250):
+    def __init__(self, model: Seq2Seq, src_tok, tgt_tok):
         self.model, self.src_tok, self.tgt_tok = model, src_tok, tgt_tok
-        self.max_src_tokens = max_src_tokens
         self.truncated = 0            # lines cut in the last call
 
     @classmethod
-    def load(cls, path: str | Path) -> "Translator":
-        ckpt = ckpt_io.load(path, task=TASK)
-        model = Seq2Seq(from_dict(Seq2SeqConfig, ckpt.config["model"]))
-        model.load_state_dict(ckpt_io.state_dict_float(ckpt.model))
-        model.eval()
+    def from_checkpoint(cls, ckpt: ckpt_io.Checkpoint) -> "Translator":
         toks = {k: tokenizer_from_state(v) for k, v in ckpt.tokenizers.items()}
-        translator = cls(model, toks["src"], toks["tgt"])
-        translator.checkpoint = ckpt
-        return translator
+        return cls(model_weights(ckpt, Seq2Seq, Seq2SeqConfig), toks["src"], toks["tgt"])
 
     def translate_hyps(self, lines: list[str], decode: DecodeConfig,
                        keep_attention: bool = False) -> list[list[Hypothesis]]:
         """n-best hypotheses for every line (an empty list for an empty line), in input order."""
         ids = [self.src_tok.encode(line) if line.strip() else [] for line in lines]
-        self.truncated = sum(len(x) > self.max_src_tokens for x in ids)
-        ids = [x[: self.max_src_tokens] for x in ids]
+        self.truncated = sum(len(x) > decode.max_src_tokens for x in ids)
+        ids = [x[: decode.max_src_tokens] for x in ids]
         results: list[list[Hypothesis]] = [[] for _ in lines]
         real = [i for i, x in enumerate(ids) if x]
-        budget = decode.batch_size * 32 if decode.beam == 1 else decode.batch_size * 24
+        budget = decode.greedy_batch_tokens if decode.beam == 1 else decode.beam_batch_tokens
         for group in bucket_batches([len(ids[i]) for i in real], max_tokens=budget, shuffle=False):
             index = [real[g] for g in group]
             src, lengths = pad([ids[i] for i in index])
@@ -152,6 +134,15 @@ class Translator:
         decode = decode or DecodeConfig()
         return [self.tgt_tok.decode(h[0].tokens) if h else "" for h in self.translate_hyps(lines, decode)]
 
+    def attention_view(self, line: str, hyp: Hypothesis, decode: DecodeConfig) -> dict:
+        """What a picture of one translation's attention needs: the weights (T, S) as nested lists, the source
+        pieces (as the model read them, truncated alike), the output pieces with </s>, and the translation."""
+        source = self.src_tok.pieces(line)[: decode.max_src_tokens]
+        target = [self.tgt_tok.id_to_piece(i) for i in hyp.tokens] + ["</s>"]
+        weights = hyp.attention[:, : len(source)].float()                                   # (T, S)
+        return {"weights": weights.tolist(), "source": source, "target": target,
+                "translation": self.tgt_tok.decode(hyp.tokens)}
+
 
 def build_model(setup: TranslationSetup, tokenizers: dict) -> Seq2Seq:
     config = setup.model
@@ -161,19 +152,15 @@ def build_model(setup: TranslationSetup, tokenizers: dict) -> Seq2Seq:
     return Seq2Seq(config)
 
 
-def make_setup(preset: str = "base", config_file: str | None = None,
-               overrides: dict | None = None) -> TranslationSetup:
-    """Defaults <- preset <- JSON config file <- command-line overrides (dotted keys)."""
-    from nmt.config import TRANSLATE_PRESETS, build_setup
-    return build_setup(TranslationSetup, TRANSLATE_PRESETS, preset, config_file, overrides)
-
-
 def train(setup: TranslationSetup, train_pairs, valid_pairs, run_dir: str | Path, callbacks=(),
           meta: dict | None = None):
-    """Train (or resume, when run_dir holds last.pt) and return (trainer state, run_dir)."""
-    from nmt.training import fit_run, main_tokenizers, start_run
-    setup, toks = start_run(setup, run_dir, TASK, TranslationSetup)
+    """Train on parallel pairs (or resume, when run_dir holds last.pt); returns (trainer state, run_dir)."""
+    from nmt.runs import fit_run, main_tokenizers, start_run
+    setup, toks = start_run(setup, run_dir, TASK, SETUP)
     toks = toks or main_tokenizers(lambda: train_tokenizers(train_pairs, setup.tokenizer), setup.train.device)
     model = build_model(setup, toks)
     task = TranslationTask(setup, toks, train_pairs, valid_pairs, meta)
     return fit_run(model, task, setup.train, run_dir, callbacks)
+
+
+RUNNER = Translator

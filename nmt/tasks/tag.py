@@ -8,30 +8,24 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from nmt import checkpoint as ckpt_io
-from nmt.config import OptimConfig, TagDataConfig, TaggerConfig, TrainConfig, from_dict, to_dict
+from nmt.config import TAG_PRESETS, TaggerConfig, TagSetup, from_dict
 from nmt.data import DataError, bucket_batches, pad
+from nmt.metrics import entity_scores
 from nmt.models.tagger import Tagger, casing
+from nmt.tasks.base import Runner, Task, Validation, model_weights
 from nmt.tokenizers import UNK, WordTokenizer, tokenizer_from_state
-from nmt.training import Validation
 
 TASK = "tag"
+SETUP, PRESETS = TagSetup, TAG_PRESETS
 TAG_PATTERN = re.compile(r"^(O|[BIES]-\S+)$")
-
-
-@dataclass
-class TagSetup:
-    model: TaggerConfig = field(default_factory=TaggerConfig)
-    data: TagDataConfig = field(default_factory=TagDataConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        batch_tokens=0, batch_size=32, label_smoothing=0.0, eval_every=400, patience=8, max_epochs=60,
-        max_len=0, optim=OptimConfig(lr=2e-3, clip_norm=5.0, schedule="plateau", plateau_patience=2)))
 
 
 # --- tagging schemes ----------------------------------------------------------------------------------------
@@ -168,7 +162,7 @@ def make_batch(items: list[Encoded], index: list[int], unk_words: Tensor | None 
 
 # --- training -----------------------------------------------------------------------------------------------
 
-class TagTask:
+class TagTask(Task):
     name = TASK
 
     def __init__(self, setup: TagSetup, tokenizer: WordTokenizer, tags: list[str], train, valid,
@@ -190,13 +184,16 @@ class TagTask:
 
     def loss(self, model: Tagger, batch: TagBatch):
         emissions = model(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index)  # (B, S, K)
-        loss = model.loss(emissions, batch.tags, batch.mask)
-        words = int(batch.lengths.sum())
+        mask, words = batch.mask, int(batch.lengths.sum())
+        if model.crf is not None:      # negative log-likelihood of whole sentences, per word
+            loss = model.crf.nll(emissions.float(), batch.tags, mask).sum() / words
+        else:                          # cross-entropy per word
+            loss = F.cross_entropy(emissions[mask].float(), batch.tags[mask])
         return loss, {"tokens": words, "nll": float(loss.detach()) * words}
 
     def validate(self, model: Tagger) -> Validation:
-        runner = NERTagger(model, self.tokenizer)
-        predicted = runner.tag([w for w, _ in self.valid], self.setup.data.eval_batch_size)
+        runner = NERTagger(model, self.tokenizer, self.setup)
+        predicted = runner.tag([w for w, _ in self.valid])
         scores = entity_scores([t for _, t in self.valid], predicted)
         samples = [(render_plain(words, tags), render_plain(words, pred))
                    for (words, tags), pred in zip(self.valid[:3], predicted)]
@@ -204,10 +201,7 @@ class TagTask:
         return Validation(metrics, scores["f1"], samples)
 
     def make_checkpoint(self, model: Tagger) -> ckpt_io.Checkpoint:
-        return ckpt_io.Checkpoint(TASK, {"model": to_dict(model.config), "tags": list(self.tags),
-                                         "setup": to_dict(self.setup)},
-                                  model.state_dict(), tokenizers={"words": self.tokenizer.to_state()},
-                                  meta=dict(self.meta))
+        return self.checkpoint_of(model, model.config, {"words": self.tokenizer}, tags=list(self.tags))
 
 
 def tag_vocabulary(sentences) -> list[str]:
@@ -216,15 +210,10 @@ def tag_vocabulary(sentences) -> list[str]:
     return ["O"] + [f"{p}-{k}" for k in kinds for p in "BI"]
 
 
-def make_setup(preset: str = "base", config_file: str | None = None, overrides: dict | None = None) -> TagSetup:
-    from nmt.config import TAG_PRESETS, build_setup
-    return build_setup(TagSetup, TAG_PRESETS, preset, config_file, overrides)
-
-
 def train(setup: TagSetup, train_sents, valid_sents, run_dir: str | Path, callbacks=(), meta: dict | None = None):
     """Train (or resume) a tagger on IOB2 sentences [(words, tags)]; returns (state, run_dir)."""
-    from nmt.training import fit_run, start_run
-    setup, toks = start_run(setup, run_dir, TASK, TagSetup)
+    from nmt.runs import fit_run, start_run
+    setup, toks = start_run(setup, run_dir, TASK, SETUP)
     tokenizer = toks["words"] if toks else WordTokenizer.train([w for w, _ in train_sents])
     tags = tag_vocabulary(train_sents)
     unseen = sorted({t for _, ts in valid_sents for t in ts} - set(tags))
@@ -238,30 +227,32 @@ def train(setup: TagSetup, train_sents, valid_sents, run_dir: str | Path, callba
 
 # --- inference and scores -----------------------------------------------------------------------------------
 
-class NERTagger:
+class NERTagger(Runner):
     """Sentences of words in, IOB2 tags out, batched by length; empty sentences give empty tag lists."""
+    task = TASK
+    model: Tagger
+    tokenizer: WordTokenizer
+    setup: TagSetup
 
-    def __init__(self, model: Tagger, tokenizer: WordTokenizer):
-        self.model, self.tokenizer = model, tokenizer
-        self.tags = model.tags
+    @property
+    def tags(self) -> list[str]:
+        return self.model.tags
 
     @classmethod
-    def load(cls, path: str | Path) -> "NERTagger":
-        ckpt = ckpt_io.load(path, task=TASK)
-        model = Tagger(from_dict(TaggerConfig, ckpt.config["model"]), ckpt.config["tags"])
-        model.load_state_dict(ckpt_io.state_dict_float(ckpt.model))
-        runner = cls(model.eval(), tokenizer_from_state(ckpt.tokenizers["words"]))
-        runner.checkpoint = ckpt
-        return runner
+    def from_checkpoint(cls, ckpt: ckpt_io.Checkpoint) -> "NERTagger":
+        model = model_weights(ckpt, Tagger, TaggerConfig, ckpt.config["tags"])
+        return cls(model, tokenizer_from_state(ckpt.tokenizers["words"]), from_dict(TagSetup, ckpt.config["setup"]))
 
     @torch.inference_mode()
-    def tag(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
+    def tag(self, sentences: list[list[str]]) -> list[list[str]]:
         self.model.eval()
-        items = [encode(self.tokenizer, words) for words in sentences]
+        d = self.setup.data
+        items = [encode(self.tokenizer, words, max_word_chars=d.max_word_chars) for words in sentences]
         result: list[list[str]] = [[] for _ in sentences]
         real = [i for i, words in enumerate(sentences) if words]
         lengths = [len(sentences[i]) for i in real]
-        for group in bucket_batches(lengths, max_tokens=batch_size * 32, batch_size=batch_size, shuffle=False):
+        for group in bucket_batches(lengths, max_tokens=d.eval_batch_size * 32, batch_size=d.eval_batch_size,
+                                    shuffle=False):
             index = [real[g] for g in group]
             batch = make_batch(items, index)
             emissions = self.model(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index)
@@ -270,19 +261,30 @@ class NERTagger:
                 result[i] = [self.tags[t] for t in best[row][: len(sentences[i])]]
         return result
 
+    def tag_text(self, lines: list[str]) -> list[dict]:
+        """Raw lines, tokenised here: for each, {"text", "words", "tags", "entities": [{"text", "type", "start",
+        "end"}]} with character offsets into the line."""
+        return self._records(lines, [tokenize(line) for line in lines])
 
-def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
-    """seqeval strict IOB2 precision / recall / F1 (in %), overall and per entity type."""
-    from seqeval.metrics import classification_report
-    from seqeval.scheme import IOB2
-    pairs = [(g, p) for g, p in zip(gold, predicted) if g]
-    report = classification_report([g for g, _ in pairs], [p for _, p in pairs], mode="strict", scheme=IOB2,
-                                   output_dict=True, zero_division=0)
-    types = {k: {m: 100 * float(v[m]) for m in ("precision", "recall", "f1-score")} | {"support": int(v["support"])}
-             for k, v in report.items() if not k.endswith("avg")}
-    micro = report["micro avg"]
-    return {"precision": 100 * float(micro["precision"]), "recall": 100 * float(micro["recall"]),
-            "f1": 100 * float(micro["f1-score"]), "support": int(micro["support"]), "types": types}
+    def tag_words(self, sentences: list[list[str]]) -> list[dict]:
+        """Pre-tokenised sentences, as `tag_text` with offsets into the space-joined words."""
+        return self._records([" ".join(words) for words in sentences], [words_with_offsets(w) for w in sentences])
+
+    def _records(self, lines: list[str], tokens: list[list[tuple[str, int, int]]]) -> list[dict]:
+        predicted = self.tag([[w for w, _, _ in sent] for sent in tokens])
+        return [{"text": line, "words": [w for w, _, _ in sent], "tags": tags,
+                 "entities": [{"text": line[sent[a][1]:sent[b - 1][2]], "type": kind, "start": sent[a][1],
+                               "end": sent[b - 1][2]} for kind, a, b in spans(tags)]}
+                for line, sent, tags in zip(lines, tokens, predicted)]
+
+    def tag_conll(self, path: str | Path) -> str:
+        """A CoNLL file (one token per line, first column the word) with the predicted tag appended to each line."""
+        from nmt.data import read_conll_rows
+        rows = read_conll_rows(path)
+        predicted = self.tag([[line.split()[0] for line in sent] for sent in rows])
+        sep = "\t" if "\t" in rows[0][0] else " "
+        return "".join("\n".join(f"{line}{sep}{t}" for line, t in zip(sent, tags)) + "\n\n"
+                       for sent, tags in zip(rows, predicted))
 
 
 def render_plain(words: list[str], tags: list[str]) -> str:
@@ -292,3 +294,6 @@ def render_plain(words: list[str], tags: list[str]) -> str:
         out += words[i:start] + [f"[{kind} " + " ".join(words[start:end]) + "]"]
         i = end
     return " ".join(out + words[i:])
+
+
+RUNNER = NERTagger

@@ -7,9 +7,8 @@ gradient is truncated to the chunk while the state still carries information acr
 """
 from __future__ import annotations
 
-import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -18,22 +17,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nmt import checkpoint as ckpt_io
-from nmt.config import ConfigError, CharLMConfig, CharLMTrainConfig, OptimConfig, TrainConfig, from_dict, to_dict
+from nmt import metrics
+from nmt.config import (CHARLM_PRESETS, CharLMConfig, CharLMSetup, ConfigError, SampleConfig)
 from nmt.decoding import sample_logits
 from nmt.models.charlm import CharLM, Stepper
-from nmt.tokenizers import CharTokenizer, tokenizer_from_state
-from nmt.training import Validation
+from nmt.tasks.base import Runner, Task, Validation
+from nmt.tokenizers import CharTokenizer
 
 TASK = "charlm"
+SETUP, PRESETS = CharLMSetup, CHARLM_PRESETS
 SPECIAL = 4     # ids below this (<pad>, <s>, </s>, <unk>) are never sampled
-
-
-@dataclass
-class CharLMSetup:
-    model: CharLMConfig = field(default_factory=CharLMConfig)
-    data: CharLMTrainConfig = field(default_factory=CharLMTrainConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        label_smoothing=0.0, eval_every=250, optim=OptimConfig(lr=2e-3, schedule="cosine", min_lr=1e-4)))
 
 
 @dataclass
@@ -71,11 +64,13 @@ def evaluate_ids(model: CharLM, ids: Tensor, streams: int = 1, unroll: int = 256
                                      reduction="sum"))
         count += chunk.y.numel()
     loss = nll / count
-    return {"loss": loss, "bpc": loss / math.log(2), "perplexity": math.exp(loss), "characters": count}
+    return {"loss": loss, "bpc": metrics.bits_per_char(loss), "perplexity": metrics.perplexity(loss),
+            "characters": count}
 
 
-class CharLMTask:
+class CharLMTask(Task):
     name = TASK
+    shards_itself = True      # each stream's hidden state stays on one rank
 
     def __init__(self, setup: CharLMSetup, tokenizer: CharTokenizer, train_text: str, valid_text: str,
                  meta: dict | None = None):
@@ -116,16 +111,7 @@ class CharLMTask:
         return Validation(metrics, -result["loss"], [(text.replace("\n", " / "),)])
 
     def make_checkpoint(self, model: CharLM) -> ckpt_io.Checkpoint:
-        return ckpt_io.Checkpoint(TASK, {"model": to_dict(model.config), "setup": to_dict(self.setup)},
-                                  model.state_dict(), tokenizers={"chars": self.tokenizer.to_state()},
-                                  meta=dict(self.meta))
-
-
-def load(path: str | Path) -> tuple[CharLM, CharTokenizer, ckpt_io.Checkpoint]:
-    ckpt = ckpt_io.load(path, task=TASK)
-    model = CharLM(from_dict(CharLMConfig, ckpt.config["model"]))
-    model.load_state_dict(ckpt_io.state_dict_float(ckpt.model))
-    return model.eval(), tokenizer_from_state(ckpt.tokenizers["chars"]), ckpt
+        return self.checkpoint_of(model, model.config, {"chars": self.tokenizer})
 
 
 @torch.inference_mode()
@@ -159,18 +145,37 @@ def generate(model, tokenizer, prime: str, length: int, **kw) -> Iterator[str]:
         yield chars[0]
 
 
-def make_setup(preset: str = "base", config_file: str | None = None, overrides: dict | None = None) -> CharLMSetup:
-    from nmt.config import CHARLM_PRESETS, build_setup
-    return build_setup(CharLMSetup, CHARLM_PRESETS, preset, config_file, overrides)
+class TextGenerator(Runner):
+    """A character model and its alphabet: sampling (one-to-many) and scoring text."""
+    task, parts = TASK, (CharLM, CharLMConfig, "chars", CharLMSetup)
+    model: CharLM
+    tokenizer: CharTokenizer
+    setup: CharLMSetup
+
+    def unknown(self, text: str) -> set[str]:
+        """Characters of `text` the model never saw (read as <unk>)."""
+        return self.tokenizer.unknown(text)
+
+    def sample(self, options: SampleConfig, seed: int | None = None) -> Iterator[list[str]]:
+        """For each new step, the next character of each of `options.num_samples` samples."""
+        return generate_batch(self.model, self.tokenizer, options.prime, options.length, options.temperature,
+                              options.top_k, options.top_p, seed, options.num_samples)
+
+    def evaluate(self, text: str) -> dict:
+        """Loss (nats/char), bits per character and perplexity of `text`, read as one stream."""
+        ids = torch.tensor(self.tokenizer.encode(text))
+        return evaluate_ids(self.model, ids, streams=1, unroll=self.setup.data.eval_unroll)
 
 
-def train(setup: CharLMSetup, text: str, run_dir: str | Path, callbacks=(), meta: dict | None = None,
-          valid_text: str | None = None):
-    """Train (or resume) on `text` (split 90/10 unless valid_text is given); returns (state, run_dir)."""
-    from nmt.training import fit_run, start_run
-    train_text, valid = (text, valid_text) if valid_text is not None else split_text(text)
-    setup, toks = start_run(setup, run_dir, TASK, CharLMSetup)
+def train(setup: CharLMSetup, train_text: str, valid_text: str, run_dir: str | Path, callbacks=(),
+          meta: dict | None = None):
+    """Train (or resume) on `train_text`, validating on `valid_text`; returns (state, run_dir)."""
+    from nmt.runs import fit_run, start_run
+    setup, toks = start_run(setup, run_dir, TASK, SETUP)
     tokenizer = toks["chars"] if toks else CharTokenizer.train([train_text])
     setup.model.vocab_size = tokenizer.vocab_size
-    task = CharLMTask(setup, tokenizer, train_text, valid, meta)
+    task = CharLMTask(setup, tokenizer, train_text, valid_text, meta)
     return fit_run(CharLM(setup.model), task, setup.train, run_dir, callbacks)
+
+
+RUNNER = TextGenerator

@@ -8,29 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
 from nmt import checkpoint as ckpt_io
-from nmt.config import (OptimConfig, SummarizerConfig, SummaryDataConfig, SummaryDecodeConfig, TrainConfig,
-                        from_dict, to_dict)
-from nmt.data import bucket_batches, pad
+from nmt.config import (SUMMARIZE_PRESETS, SummarizerConfig, SummaryDataConfig, SummaryDecodeConfig, SummarySetup)
+from nmt.data import DataError, bucket_batches, pad
 from nmt.decoding import Hypothesis, beam_search, greedy
+from nmt.metrics import rouge
 from nmt.models.pointer import PointerGenerator
-from nmt.tokenizers import BOS, EOS, PAD, UNK, VocabTokenizer, tokenizer_from_state
-from nmt.training import Validation
+from nmt.tasks.base import Runner, Task, Validation
+from nmt.tokenizers import BOS, EOS, PAD, UNK, VocabTokenizer
 
 TASK = "summarize"
-
-
-@dataclass
-class SummarySetup:
-    model: SummarizerConfig = field(default_factory=SummarizerConfig)
-    data: SummaryDataConfig = field(default_factory=SummaryDataConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        batch_tokens=0, batch_size=32, label_smoothing=0.0, eval_every=450, patience=6, max_len=0,
-        optim=OptimConfig(lr=1e-3, clip_norm=2.0, schedule="plateau", plateau_patience=1)))
-    decode: SummaryDecodeConfig = field(default_factory=lambda: SummaryDecodeConfig(beam=1))   # for validation
+SETUP, PRESETS = SummarySetup, SUMMARIZE_PRESETS
 
 
 @dataclass
@@ -75,7 +67,7 @@ def make_batch(examples: list[Example], index: list[int]) -> SummaryBatch:
     return batch
 
 
-class SummaryTask:
+class SummaryTask(Task):
     name = TASK
 
     def __init__(self, setup: SummarySetup, tokenizer: VocabTokenizer, train_pairs, valid, meta: dict | None = None):
@@ -105,7 +97,7 @@ class SummaryTask:
         return loss, {"tokens": tokens, "nll": float(nll.detach())}
 
     def validate(self, model: PointerGenerator) -> Validation:
-        summarizer = Summarizer(model, self.tokenizer, self.setup.data)
+        summarizer = Summarizer(model, self.tokenizer, self.setup)
         hyps = summarizer.summarize([d for d, _ in self.valid], self.setup.decode)
         scores = rouge([r for _, r in self.valid], hyps)
         samples = [(self.valid[i][1][0], hyps[i]) for i in range(min(3, len(hyps)))]
@@ -113,32 +105,21 @@ class SummaryTask:
         return Validation(metrics, scores["1"], samples)
 
     def make_checkpoint(self, model: PointerGenerator) -> ckpt_io.Checkpoint:
-        return ckpt_io.Checkpoint(TASK, {"model": to_dict(model.summary_config), "setup": to_dict(self.setup)},
-                                  model.state_dict(), tokenizers={"words": self.tokenizer.to_state()},
-                                  meta=dict(self.meta))
+        return self.checkpoint_of(model, model.summary_config, {"words": self.tokenizer})
 
 
-class Summarizer:
+class Summarizer(Runner):
     """Documents in, one summary each, in order; empty documents give empty summaries."""
-
-    def __init__(self, model: PointerGenerator, tokenizer: VocabTokenizer, data: SummaryDataConfig):
-        self.model, self.tokenizer, self.data = model, tokenizer, data
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Summarizer":
-        ckpt = ckpt_io.load(path, task=TASK)
-        model = PointerGenerator(from_dict(SummarizerConfig, ckpt.config["model"]))
-        model.load_state_dict(ckpt_io.state_dict_float(ckpt.model))
-        setup = from_dict(SummarySetup, ckpt.config["setup"])
-        runner = cls(model.eval(), tokenizer_from_state(ckpt.tokenizers["words"]), setup.data)
-        runner.checkpoint = ckpt
-        return runner
+    task, parts = TASK, (PointerGenerator, SummarizerConfig, "words", SummarySetup)
+    model: PointerGenerator
+    tokenizer: VocabTokenizer
+    setup: SummarySetup
 
     @torch.inference_mode()
     def summarize_hyps(self, documents: list[str], decode: SummaryDecodeConfig) -> list[tuple[Hypothesis, Example]]:
         """The best hypothesis (tokens in extended ids, attention over the source) and the encoded document."""
         self.model.eval()
-        examples = [make_example(self.tokenizer, d, None, self.data) for d in documents]
+        examples = [make_example(self.tokenizer, d, None, self.setup.data) for d in documents]
         results: list = [(Hypothesis([], 0.0), e) for e in examples]
         real = [i for i, e in enumerate(examples) if e.src]
         for group in bucket_batches([len(examples[i].src) for i in real], batch_size=decode.batch_size, shuffle=False):
@@ -165,39 +146,15 @@ class Summarizer:
         return [(w, i >= self.tokenizer.vocab_size or i in source) for w, i in zip(words, hyp.tokens)]
 
 
-def rouge(references: list[list[str]], hypotheses: list[str]) -> dict:
-    """ROUGE-1/2/L F1 (in %) with stemming; each hypothesis scored against each of its references, averaged.
-
-    Also the mean hypothesis length in words.
-    """
-    from rouge_score import rouge_scorer
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    totals = {"1": 0.0, "2": 0.0, "L": 0.0}
-    for refs, hyp in zip(references, hypotheses):
-        for ref in refs:
-            s = scorer.score(ref, hyp)
-            for k in totals:
-                totals[k] += s[f"rouge{k}"].fmeasure / len(refs)
-    n = max(1, len(hypotheses))
-    result = {k: 100 * v / n for k, v in totals.items()}
-    result["words"] = sum(len(h.split()) for h in hypotheses) / n
-    return result
-
-
 def lead_baseline(documents: list[str], words: int) -> list[str]:
     """The first `words` words of each document (the standard extractive baseline)."""
     return [" ".join(d.split()[:words]) for d in documents]
 
 
-def make_setup(preset: str = "base", config_file: str | None = None, overrides: dict | None = None) -> SummarySetup:
-    from nmt.config import SUMMARIZE_PRESETS, build_setup
-    return build_setup(SummarySetup, SUMMARIZE_PRESETS, preset, config_file, overrides)
-
-
 def train(setup: SummarySetup, train_pairs, valid, run_dir: str | Path, callbacks=(), meta: dict | None = None):
     """Train (or resume) on [(document, summary)], early stopping on ROUGE-1 against valid [(document, refs)]."""
-    from nmt.training import fit_run, start_run
-    setup, toks = start_run(setup, run_dir, TASK, SummarySetup)
+    from nmt.runs import fit_run, start_run
+    setup, toks = start_run(setup, run_dir, TASK, SETUP)
     tokenizer = toks["words"] if toks else VocabTokenizer.train((t for pair in train_pairs for t in pair),
                                                                 setup.data.vocab_size, setup.data.min_count)
     c = setup.model.seq2seq
@@ -205,20 +162,62 @@ def train(setup: SummarySetup, train_pairs, valid, run_dir: str | Path, callback
     task = SummaryTask(setup, tokenizer, train_pairs, valid, meta)
     return fit_run(PointerGenerator(setup.model), task, setup.train, run_dir, callbacks)
 
+
 def read_pairs(corpus: str | None = None, split: str = "train", data_dir=None, jsonl: str | Path | None = None,
-               src_field: str = "email_body", tgt_fields: tuple[str, ...] = ("subject_line",),
-               src_file: str | Path | None = None, tgt_file: str | Path | None = None) -> list[tuple[str, list[str]]]:
-    """[(document, [reference, ...])] from a named corpus, a JSONL file, or a pair of line-aligned text files."""
-    from nmt import data
+               src_field: str | None = None, tgt_fields: Sequence[str] | None = None) -> list[tuple[str, list[str]]]:
+    """[(document, [reference, ...])] from a named corpus or a JSONL file.
+
+    A named JSONL corpus (AESLC) knows its fields: the target summary on train, the annotators' references on
+    other splits; `src_field` / `tgt_fields` override them. A named parallel corpus (Gigaword) has one reference.
+    """
+    from nmt import corpora, data
     if corpus is not None:
-        files = data.corpus_files(corpus, split, data_dir)
-        if files["kind"] == "jsonl":
-            jsonl = files["paths"][0]
-        else:
-            src_file, tgt_file = files["paths"]
-    if jsonl is not None:
-        records = data.read_jsonl(jsonl, (src_field,) + tuple(tgt_fields))
-        return [(r[src_field], [r[f] for f in tgt_fields]) for r in records]
-    if src_file is None or tgt_file is None:
-        raise data.DataError("give a corpus, a JSONL file, or both a source and a target file")
-    return [(s, [t]) for s, t in data.read_parallel(src_file, tgt_file)]
+        files = corpora.corpus_files(corpus, split, data_dir)
+        if files["kind"] == "parallel":
+            return [(s, [t]) for s, t in data.read_parallel(*files["paths"])]
+        if files["kind"] != "jsonl":
+            raise DataError(f"corpus '{corpus}' holds no documents with summaries")
+        jsonl, fields = files["paths"][0], files["fields"]
+        src_field = src_field or fields["source"]
+        tgt_fields = tgt_fields or ((fields["target"],) if split == "train" else fields["references"])
+    if jsonl is None or not src_field or not tgt_fields:
+        raise DataError("give a corpus, or a JSONL file with its document field and summary fields")
+    records = data.read_jsonl(jsonl, (src_field,) + tuple(tgt_fields))
+    return [(r[src_field], [r[f] for f in tgt_fields]) for r in records]
+
+
+def evaluation_pairs(corpus: str | None = None, split: str = "dev", data_dir=None, jsonl: str | Path | None = None,
+                     src_field: str | None = None, ref_fields: Sequence[str] | None = None):
+    """Documents and references to score, and the name of an extra reference set or None.
+
+    A named JSONL corpus (AESLC) brings its annotators' references and, as the extra set scored on its own rows,
+    its original summaries (the `subject_line` field). Otherwise as `read_pairs`.
+    """
+    from nmt import corpora
+    fields = corpora.FIELDS.get(corpus or "")
+    if not fields:
+        return read_pairs(corpus, split, data_dir, jsonl, src_field, ref_fields), None
+    refs = tuple(ref_fields or fields["references"])
+    extra = fields["target"] if fields["target"] not in refs else None
+    pairs = read_pairs(corpus, split, data_dir, src_field=src_field, tgt_fields=refs + ((extra,) if extra else ()))
+    return pairs, extra
+
+
+def evaluate(summarizer: Summarizer, pairs: list[tuple[str, list[str]]], decode: SummaryDecodeConfig,
+             leads: Sequence[int] = (), extra: str | None = None) -> dict[str, dict]:
+    """ROUGE of the model and of lead-N baselines against each document's references. With `extra` (the name of
+    the last reference of each document), that reference is scored on its own rows ("<system> vs <extra>")."""
+    documents = [d for d, _ in pairs]
+    systems = {"model": summarizer.summarize(documents, decode)}
+    for n in leads:
+        systems[f"lead-{n}"] = lead_baseline(documents, n)
+    n_refs = len(pairs[0][1]) - (1 if extra else 0)
+    rows = {}
+    for name, hyps in systems.items():
+        rows[name] = rouge([refs[:n_refs] for _, refs in pairs], hyps)
+        if extra:
+            rows[f"{name} vs {extra}"] = rouge([refs[n_refs:] for _, refs in pairs], hyps)
+    return rows
+
+
+RUNNER = Summarizer

@@ -1,0 +1,168 @@
+"""translate, train translate, evaluate translate."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from nmt.cli.common import (Beam, Cell, DataDir, Impl, InputFile, JsonOut, LengthPenalty, Model, Run, Texts, UserError,
+                            app, config_options, err, evaluate_app, friendly, load_runner, out, print_json, read_input,
+                            train_command)
+from nmt.cli.render import shaded_matrix, table
+from nmt.config import DecodeConfig
+
+Src = Annotated[str, typer.Option(help="Source language of the named corpus.")]
+Tgt = Annotated[str, typer.Option(help="Target language of the named corpus.")]
+NBest = Annotated[Optional[int], typer.Option("--n-best", help="Print the N best translations of each line.")]
+MaxLenRatio = Annotated[Optional[float], typer.Option("--max-len-ratio", help="Output cap: ratio * source length "
+                                                      "+ 10.")]
+
+
+# beam 5 and length penalty 1.0 by default (DecodeConfig)
+decode_options = config_options("decode", DecodeConfig, {
+    "beam": (Beam, None), "n_best": (NBest, None), "length_penalty": (LengthPenalty, None),
+    "max_len_ratio": (MaxLenRatio, None)})
+
+
+@app.command()
+@friendly
+@decode_options
+def translate(
+    decode,
+    text: Texts = None,
+    input: InputFile = None,
+    model: Model = None,
+    show_attention: Annotated[bool, typer.Option("--show-attention", help="Draw each attention matrix "
+                                                 "in the terminal.")] = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the attention matrix of the first "
+                                                 "sentence to a PNG (several sentences: NAME-2.png, ...).")] = None,
+    as_json: JsonOut = False,
+):
+    """Translate sentences: one output line per input line, in order, blank lines kept (beam 5 by default).
+
+    Example: nmt translate "Ein Mann fährt Fahrrad."
+    """
+    lines = read_input(text, input)
+    if not lines:
+        raise UserError("empty input: nothing to translate")
+    translator = load_runner("translate", model)
+    want_attention = show_attention or plot is not None
+    results = translator.translate_hyps(lines, decode, keep_attention=want_attention)
+    if want_attention:
+        _attention_views(translator, lines, results, decode, show_attention, plot)
+        if show_attention:
+            return
+    if translator.truncated:
+        err.print(f"[yellow]warning:[/yellow] {translator.truncated} line(s) longer than "
+                  f"{decode.max_src_tokens} subwords were truncated")
+    decoded = [[(translator.tgt_tok.decode(h.tokens), h.score) for h in hyps] for hyps in results]
+    if as_json:
+        print_json([{"source": s, "translations": [{"text": t, "score": sc} for t, sc in d]}
+                    for s, d in zip(lines, decoded)])
+    elif sys.stdout.isatty():       # a person is reading: show source and output together
+        for source, d in zip(lines, decoded):
+            out.print(f"[dim]{escape(source)}[/dim]")
+            for t, sc in d or [("", 0.0)]:
+                extra = f"  [dim]{sc:.3f}[/dim]" if decode.n_best > 1 else ""
+                out.print(f"[bold green]{escape(t)}[/bold green]{extra}")
+    else:                           # piped: exactly one line per input line (n-best: TAB-separated scores)
+        for d in decoded:
+            if decode.n_best == 1:
+                print(d[0][0] if d else "")
+            else:
+                print("\n".join(f"{t}\t{sc:.4f}" for t, sc in d) if d else "")
+
+
+def _attention_views(translator, lines: list[str], results, decode, show: bool, plot: Path | None) -> None:
+    """Rich shaded matrices and/or PNG files of the best hypothesis's attention, one per non-empty line."""
+    from nmt.plots import plot_attention
+    views = [translator.attention_view(line, hyps[0], decode) for line, hyps in zip(lines, results) if hyps]
+    for count, view in enumerate(views, 1):
+        if show:
+            out.print(shaded_matrix(view["weights"], view["source"], view["target"], view["translation"]))
+        if plot is not None:
+            path = plot if count == 1 else plot.with_name(f"{plot.stem}-{count}{plot.suffix}")
+            plot_attention(view["weights"], view["source"], view["target"], path, title=view["translation"])
+            err.print(f"wrote {path}")
+
+
+@train_command("translate")
+def train_translate(
+    run: Run,
+    src: Src = "de",
+    tgt: Tgt = "en",
+    train_src: Annotated[Optional[Path], typer.Option(help="Parallel training files instead of a corpus.")] = None,
+    train_tgt: Annotated[Optional[Path], typer.Option()] = None,
+    valid_src: Annotated[Optional[Path], typer.Option()] = None,
+    valid_tgt: Annotated[Optional[Path], typer.Option()] = None,
+    cell: Cell = None,
+    impl: Impl = None,
+    attention: Annotated[Optional[str], typer.Option(help="bahdanau | dot | general")] = None,
+    input_feeding: Annotated[Optional[bool], typer.Option("--input-feeding/--no-input-feeding")] = None,
+    valid_limit: Annotated[int, typer.Option(help="Validate on the first N pairs (0: all).")] = 0,
+):
+    """Train an attention encoder-decoder on a parallel corpus.
+
+    Example: nmt train translate --corpus multi30k --src de --tgt en --preset multi30k --out runs/m30k
+    """
+    from nmt import data
+    from nmt.corpora import VALIDATION, corpus_files
+    setup = run.setup({"model.encoder.cell": cell, "model.encoder.impl": impl, "model.attention": attention,
+                       "model.input_feeding": input_feeding})
+    files = [train_src, train_tgt, valid_src, valid_tgt]
+    if any(files) and not all(files):
+        raise UserError("--train-src, --train-tgt, --valid-src and --valid-tgt go together")
+    if not any(files):
+        files = [*corpus_files(run.corpus, "train", run.data_dir, src, tgt)["paths"],
+                 *corpus_files(run.corpus, VALIDATION.get(run.corpus, "val"), run.data_dir, src, tgt)["paths"]]
+    train_pairs = data.ParallelCorpus.from_files(files[0], files[1])     # memory-mapped Arrow
+    valid_pairs = data.read_parallel(files[2], files[3])
+    if valid_limit:
+        valid_pairs = valid_pairs[:valid_limit]
+    name = f"{train_src.name}->{train_tgt.name}" if train_src else f"{run.corpus} {src}-{tgt}"
+    run.train(setup, train_pairs, valid_pairs, name, ("source", "reference", "output"),
+              lambda score: f"best validation score {score:.2f}")
+
+
+@evaluate_app.command("translate")
+@friendly
+@decode_options
+def evaluate_translate(
+    decode,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Source sentences, one per line.")] = None,
+    ref: Annotated[Optional[Path], typer.Option("--ref", "-r", help="Reference translations, one per line.")] = None,
+    corpus: Annotated[Optional[str], typer.Option(help="Or a named corpus (multi30k) ...")] = None,
+    split: Annotated[str, typer.Option(help="... and its split (val, test_2016_flickr).")] = "test_2016_flickr",
+    src: Src = "de",
+    tgt: Tgt = "en",
+    data_dir: DataDir = None,
+    model: Model = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Also write the translations here.")] = None,
+    as_json: JsonOut = False,
+):
+    """sacreBLEU BLEU and chrF of a model's detokenised, cased output against raw references (gzip allowed).
+
+    Example: nmt evaluate translate --corpus multi30k --split test_2016_flickr --beam 5
+    """
+    from nmt import metrics
+    from nmt.corpora import corpus_files
+    from nmt.data import read_parallel
+    if corpus:
+        input, ref = corpus_files(corpus, split, data_dir, src, tgt)["paths"]
+    elif not (input and ref):
+        raise UserError("give --input SRC and --ref REF, or --corpus NAME [--split SPLIT]")
+    pairs = read_parallel(input, ref)
+    hyps = load_runner("translate", model).translate([s for s, _ in pairs], decode)
+    if output:
+        output.write_text("\n".join(hyps) + "\n", encoding="utf-8")
+    scores = [metrics.bleu(hyps, [r for _, r in pairs]), metrics.chrf(hyps, [r for _, r in pairs])]
+    if as_json:
+        print_json({s.name.lower(): {"score": round(s.score, 2), "signature": s.signature} for s in scores}
+                   | {"sentences": len(pairs), "beam": decode.beam})
+        return
+    out.print(table(f"{input.name} -> {ref.name} ({len(pairs)} sentences, beam {decode.beam})",
+                    ("metric", "score", "signature"), [(s.name, f"{s.score:.2f}", s.signature) for s in scores],
+                    right=False))

@@ -1,0 +1,190 @@
+"""Configuration dataclasses of the components: the ONLY place where their defaults live.
+
+Every component takes its own sub-config (or plain arguments). Choices are `Literal` types and numbers carry
+their `Range`, both checked by `from_dict` (nmt/config/base.py) when a config is built.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from nmt.config.base import (ConfigError, Count, Fraction, NonNegative, Positive, Range, Size)
+
+Cell = Literal["rnn", "lstm", "gru"]
+# fused: torch's kernels, plus the project's hand-written shortcuts where they apply (the GRU's BPTT on the CPU,
+#        the input-feeding decoder as one autograd function, the decoder's input table when decoding);
+# torch: torch's kernels and autograd only (the reference the shortcuts are tested against);
+# scratch: the cells from their equations (nmt/models/cells.py), for teaching and checks. Same weights in all three.
+Impl = Literal["fused", "torch", "scratch"]
+
+
+@dataclass
+class TokenizerConfig:
+    model_type: Literal["unigram", "bpe"] = "unigram"   # sentencepiece algorithm
+    vocab_size: Count = 8000      # sentencepiece vocabulary size (joint when joint=True)
+    character_coverage: Fraction = 1.0  # share of characters sentencepiece must cover
+    joint: bool = True            # one model for source and target (allows tied embeddings)
+
+
+@dataclass
+class RNNConfig:
+    cell: Cell = "gru"
+    impl: Impl = "fused"          # see Impl above
+    hidden_size: Count = 256      # H per direction
+    num_layers: Count = 1         # L
+    bidirectional: bool = True
+    dropout: Fraction = 0.0       # between stacked layers
+
+
+@dataclass
+class Seq2SeqConfig:
+    src_vocab_size: Size = 0      # filled in from the tokenizer
+    tgt_vocab_size: Size = 0
+    embed_size: Count = 256       # E
+    encoder: RNNConfig = field(default_factory=lambda: RNNConfig(hidden_size=256, bidirectional=True))
+    decoder_hidden: Count = 512   # decoder H
+    decoder_layers: Count = 1
+    attention: Literal["bahdanau", "dot", "general"] = "bahdanau"   # additive, or Luong's dot / general
+    input_feeding: bool = False   # feed the previous attentional vector to the decoder (forces a step loop)
+    bridge: bool = True           # initial decoder state from the final encoder states (else zeros)
+    dropout: Fraction = 0.3
+    emb_dropout: Fraction = 0.3
+    tie_output: bool = True       # output projection shares the target embedding
+    tie_src_tgt: bool = True      # source and target share embeddings (needs a joint vocabulary)
+    pad_id: Size = 0
+
+
+@dataclass
+class CharLMConfig:
+    vocab_size: Size = 0          # filled in from the tokenizer
+    embed_size: Count = 512       # E
+    rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="lstm", hidden_size=512, num_layers=2,
+                                                            bidirectional=False, dropout=0.25))
+    dropout: Fraction = 0.25      # on the RNN output
+    emb_dropout: Fraction = 0.1   # on the character embeddings
+    weight_drop: Fraction = 0.0   # DropConnect on the recurrent matrices (AWD-LSTM)
+    tie_weights: bool = False     # output layer shares the embedding (through a projection if H != E)
+
+
+@dataclass
+class CharLMDataConfig:
+    streams: Count = 64           # B parallel streams over the text
+    unroll: Count = 128           # truncated BPTT length (steps per chunk)
+    val_streams: Count = 16
+    val_unroll: Count = 256
+    eval_unroll: Count = 256      # `evaluate charlm`: one stream through the whole text, chunks of this length
+    train_share: Fraction = 0.9   # one text file: the first 90% trains, the rest validates (nanoGPT's split)
+
+
+@dataclass
+class SampleConfig:
+    """Sampling from a character model (`generate`)."""
+    length: Count = 500           # characters to generate
+    temperature: NonNegative = 0.8   # 0: greedy
+    top_k: Size = 0               # sample among the K most likely (0: all)
+    top_p: Annotated[float, Range(0, 1, open_low=True)] = 1.0   # nucleus mass in (0, 1]
+    num_samples: Count = 1
+    prime: str = "\n"             # text the sample continues
+
+
+@dataclass
+class SummarizerConfig:
+    seq2seq: Seq2SeqConfig = field(default_factory=lambda: Seq2SeqConfig(
+        embed_size=128, encoder=RNNConfig(hidden_size=256, bidirectional=True), decoder_hidden=256,
+        dropout=0.3, emb_dropout=0.2, tie_src_tgt=True, tie_output=True))
+    pointer: bool = True          # copy source words through the attention (See et al. 2017)
+    coverage: bool = True         # coverage vector into attention, plus the coverage loss
+    coverage_weight: NonNegative = 1.0  # lambda of the coverage loss
+
+
+@dataclass
+class SummaryDataConfig:
+    vocab_size: Count = 20000     # words (lowercased), the rest copied or <unk>
+    min_count: Count = 2
+    max_src_len: Count = 200      # source words kept (longer documents are truncated)
+    max_tgt_len: Count = 30
+
+
+@dataclass
+class SummaryDecodeConfig:
+    beam: Count = 4
+    min_len: Size = 4             # words before </s> may end the summary (tuned on AESLC dev)
+    max_len: Count = 15
+    length_penalty: NonNegative = 1.0
+    no_repeat_ngram: Size = 3     # block any repeated n-gram (0: off)
+    batch_size: Count = 32
+
+    def __post_init__(self):
+        if self.min_len > self.max_len:
+            raise ConfigError(f"min_len ({self.min_len}) must not exceed max_len ({self.max_len})")
+
+
+@dataclass
+class TaggerConfig:
+    word_vocab_size: Size = 0     # filled in from the tokenizer
+    char_vocab_size: Size = 0
+    num_tags: Size = 0
+    word_embed: Count = 100       # normalised (lowercased, digits as 0) word embeddings
+    char_embed: Count = 30
+    char_features: Literal["cnn", "lstm", "none"] = "cnn"   # character features of each word
+    char_hidden: Count = 50       # CNN filters, or char-BiLSTM units per direction
+    casing_embed: Size = 8        # casing class of each word (all caps, capitalised, numeric, ...); 0: none
+    rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="lstm", hidden_size=128, bidirectional=True))
+    dropout: Fraction = 0.5       # on the word representations and on the BiLSTM output
+    word_dropout: Fraction = 0.5  # training: a word seen once in training becomes <unk> with this probability
+    output: Literal["crf", "softmax"] = "crf"
+    constrain: bool = True        # CRF: forbid IOB2-invalid transitions (I-X after O or after B-Y)
+
+
+@dataclass
+class TagDataConfig:
+    eval_batch_size: Count = 256  # sentences per batch when tagging
+    max_word_chars: Count = 30    # characters of a word the character features read
+
+
+@dataclass
+class OptimConfig:
+    lr: Positive = 1e-3           # peak learning rate (AdamW)
+    weight_decay: NonNegative = 0.0
+    betas: tuple = (0.9, 0.999)
+    clip_norm: NonNegative = 1.0  # gradient-norm clipping, the remedy for exploding gradients (0: off)
+    warmup_steps: Size = 0
+    schedule: Literal["plateau", "inverse_sqrt", "cosine", "constant"] = "plateau"
+    plateau_factor: Fraction = 0.5   # plateau: multiply lr by this when validation stalls
+    plateau_patience: Count = 1   # plateau: validations without improvement before decaying
+    min_lr: NonNegative = 1e-5    # plateau / cosine floor
+
+
+@dataclass
+class TrainConfig:
+    batch_tokens: Size = 1600     # token budget per batch (source + target, padded); 0: use batch_size
+    batch_size: Count = 64        # sentences per batch when batch_tokens == 0
+    label_smoothing: Fraction = 0.1
+    max_steps: Size = 0           # 0: no limit
+    max_minutes: NonNegative = 0.0   # 0: no limit
+    max_epochs: Count = 100
+    eval_every: Count = 500       # steps between validations
+    patience: Count = 6           # validations without improvement before stopping early
+    log_every: Count = 20
+    seed: int = 1234
+    threads: Size = 0             # torch threads; 0: all cores (shared among the processes of a machine)
+    device: str = "cpu"           # cpu | cuda | cuda:N | auto (bf16 mixed precision on GPUs that support it)
+    accumulate: Count = 1         # batches per update on each process (gradient accumulation)
+    max_len: Size = 100           # training pairs longer than this (in tokens) are skipped (0: no limit)
+    keep_checkpoints: Size = 0    # also keep the weights of the last N validations (step-N.pt), for averaging
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass
+class DecodeConfig:
+    beam: Count = 5
+    length_penalty: NonNegative = 1.0   # GNMT-style alpha; 0 disables
+    max_len_ratio: Positive = 2.0  # hypotheses stop at ratio * source length + 10
+    n_best: Count = 1
+    max_src_tokens: Count = 250   # longer source lines are truncated (and counted)
+    greedy_batch_tokens: Count = 4096   # source tokens per decoding batch, greedy
+    beam_batch_tokens: Count = 3072     # source tokens per decoding batch, beam search (K rows per sentence)
+
+    def __post_init__(self):
+        if self.n_best > self.beam:
+            raise ConfigError(f"n_best ({self.n_best}) must not exceed the beam ({self.beam})")

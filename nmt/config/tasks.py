@@ -1,0 +1,97 @@
+"""Each task's setup (everything a training run decides) and its named presets.
+
+A setup gathers the component configs with the defaults that suit the task; a preset is a named set of dotted
+overrides of those defaults (`train translate --preset multi30k`). Defaults live here and in components.py only:
+command-line options default to None, meaning "the config's value".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nmt.config.components import (CharLMConfig, CharLMDataConfig, DecodeConfig, OptimConfig, Seq2SeqConfig,
+                                   SummarizerConfig, SummaryDataConfig, SummaryDecodeConfig, TagDataConfig,
+                                   TaggerConfig, TokenizerConfig, TrainConfig)
+
+Presets = dict[str, dict[str, Any]]
+
+
+def train_defaults(optim: dict | None = None, **train: Any) -> Any:
+    """A setup's `train` field: a TrainConfig with the task's own defaults (and those of its optimiser)."""
+    return field(default_factory=lambda: TrainConfig(**train, optim=OptimConfig(**(optim or {}))))
+
+
+@dataclass
+class TranslationSetup:
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam=1))   # for validation
+
+
+TRANSLATE_PRESETS: Presets = {
+    # the project's reference configuration (see README, bench/train_speed.py)
+    "base": {},
+    # the shipped Multi30k model: base sizes, plateau schedule tuned for a 60-minute CPU budget
+    "multi30k": {"tokenizer.vocab_size": 6000, "train.batch_tokens": 0, "train.batch_size": 64, "train.eval_every": 450,
+                 "train.patience": 8, "train.optim.plateau_patience": 2, "train.max_minutes": 58.0,
+                 "train.keep_checkpoints": 20},
+    # a few-minute model for trying the pipeline end to end
+    "tiny": {"tokenizer.vocab_size": 2000, "model.embed_size": 64, "model.encoder.hidden_size": 64,
+             "model.decoder_hidden": 128, "train.eval_every": 200},
+}
+
+
+@dataclass
+class CharLMSetup:
+    model: CharLMConfig = field(default_factory=CharLMConfig)
+    data: CharLMDataConfig = field(default_factory=CharLMDataConfig)
+    train: TrainConfig = train_defaults(dict(lr=2e-3, schedule="cosine", min_lr=1e-4), label_smoothing=0.0,
+                                        eval_every=250)
+
+
+CHARLM_PRESETS: Presets = {
+    "base": {},
+    # the shipped tiny-Shakespeare model
+    "shakespeare": {"model.embed_size": 128, "model.weight_drop": 0.15, "model.dropout": 0.25,
+                    "model.emb_dropout": 0.05, "train.optim.lr": 3e-3, "train.optim.schedule": "cosine",
+                    "train.optim.warmup_steps": 100, "train.optim.min_lr": 1e-4, "train.eval_every": 200,
+                    "train.patience": 100, "train.max_minutes": 56.0, "train.max_steps": 1800},
+    "tiny": {"model.embed_size": 32, "model.rnn.hidden_size": 64, "model.rnn.num_layers": 1,
+             "data.streams": 8, "data.unroll": 32, "train.eval_every": 50},
+}
+
+
+@dataclass
+class TagSetup:
+    model: TaggerConfig = field(default_factory=TaggerConfig)
+    data: TagDataConfig = field(default_factory=TagDataConfig)
+    train: TrainConfig = train_defaults(dict(lr=2e-3, clip_norm=5.0, plateau_patience=2), batch_tokens=0,
+                                        batch_size=32, label_smoothing=0.0, eval_every=400, patience=8,
+                                        max_epochs=60, max_len=0)
+
+
+TAG_PRESETS: Presets = {
+    "base": {},
+    "conll2003": {"train.eval_every": 440, "train.max_minutes": 33.0},
+    "wnut17": {"train.eval_every": 106, "train.max_minutes": 12.0},
+    "tiny": {"model.word_embed": 16, "model.char_embed": 8, "model.char_hidden": 8, "model.rnn.hidden_size": 16,
+             "train.eval_every": 20},
+}
+
+
+@dataclass
+class SummarySetup:
+    model: SummarizerConfig = field(default_factory=SummarizerConfig)
+    data: SummaryDataConfig = field(default_factory=SummaryDataConfig)
+    train: TrainConfig = train_defaults(dict(clip_norm=2.0), batch_tokens=0, batch_size=32, label_smoothing=0.0,
+                                        eval_every=450, max_len=0)
+    decode: SummaryDecodeConfig = field(default_factory=lambda: SummaryDecodeConfig(beam=1))   # for validation
+
+
+SUMMARIZE_PRESETS: Presets = {
+    "base": {},
+    "aeslc": {"data.max_src_len": 120, "train.max_minutes": 42.0},
+    "tiny": {"model.seq2seq.embed_size": 16, "model.seq2seq.encoder.hidden_size": 16,
+             "model.seq2seq.decoder_hidden": 32, "data.vocab_size": 500, "train.eval_every": 20},
+}

@@ -1,0 +1,136 @@
+"""Named corpora: where they live, which files make each split, and which fields hold what.
+
+Named corpora live under a data root (see `data_root`). This is the only module that knows a corpus's file names
+and field names (AESLC's `email_body`, `subject_line` and its three annotations, ...); tasks and the command line
+ask it.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+from nmt.data import DataError, check_text_file, read_conll, read_jsonl, read_lines
+
+REPO = Path(__file__).resolve().parents[1]
+CORPORA = ("multi30k", "tinyshakespeare", "conll2003", "wnut17", "aeslc", "gigaword")
+# JSONL corpora: the field of the document, of the target, and of the references of the evaluation splits
+FIELDS = {"aeslc": {"source": "email_body", "target": "subject_line", "references": ("ann0", "ann1", "ann2")}}
+# the split that validates training runs (early stopping, best.pt)
+VALIDATION = {"multi30k": "val", "tinyshakespeare": "val", "conll2003": "dev", "wnut17": "dev", "aeslc": "dev",
+              "gigaword": "valid"}
+
+
+def data_root(corpus: str, data_dir: str | Path | None = None) -> Path:
+    """The folder holding `corpus`: --data-dir, else $NMT_DATA, else ./data, else ../shared/data."""
+    if data_dir:    # an explicit folder is the only place looked at
+        if (Path(data_dir) / corpus).is_dir():
+            return Path(data_dir)
+        raise DataError(f"corpus '{corpus}' not found under --data-dir {data_dir}")
+    for root in candidate_roots():
+        if (root / corpus).is_dir():
+            return root
+    raise DataError(f"corpus '{corpus}' not found (looked in $NMT_DATA, data/ and ../shared/data; "
+                    "see data/README.md for where to get it)")
+
+
+def candidate_roots() -> list[Path]:
+    """Where named corpora are looked for, in order: $NMT_DATA, the repository's data/, ../shared/data, ./data."""
+    roots = [os.environ.get("NMT_DATA"), REPO / "data", REPO.parent / "shared" / "data", Path.cwd() / "data"]
+    return [Path(r) for r in roots if r]
+
+
+def multi30k_paths(split: str, src: str, tgt: str, data_dir=None) -> tuple[Path, Path]:
+    root = data_root("multi30k", data_dir) / "multi30k" / "raw"
+    return root / f"{split}.{src}.gz", root / f"{split}.{tgt}.gz"
+
+
+def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de", tgt: str = "en") -> dict:
+    """Paths of a named corpus split, with the kind of data they hold (and, for JSONL corpora, the fields)."""
+    if name not in CORPORA:
+        raise DataError(f"unknown corpus '{name}' (known: {', '.join(CORPORA)})")
+    base = data_root(name, data_dir) / name
+    if name == "multi30k":
+        return {"kind": "parallel", "paths": multi30k_paths(split, src, tgt, data_dir)}
+    if name == "tinyshakespeare":
+        return {"kind": "text", "paths": (base / "input.txt",), "split": split}
+    if name == "conll2003":
+        return {"kind": "conll", "paths": (base / f"{split}.txt",)}
+    if name == "wnut17":
+        file = {"train": "wnut17train.conll", "dev": "emerging.dev.conll"}.get(split, f"{split}.conll")
+        return {"kind": "conll", "paths": (base / file,)}
+    if name == "aeslc":
+        return {"kind": "jsonl", "paths": (base / f"{split}.jsonl",), "fields": FIELDS["aeslc"]}
+    files = {"train": ("train_sample_10k", "train.article.txt", "train.title.txt"),
+             "valid": ("valid_sample_1k", "valid.article.filter.txt", "valid.title.filter.txt"),
+             "dev": ("dev_4k", "valid.article.filter.4K.txt", "valid.title.filter.4K.txt")}
+    if split not in files:
+        raise DataError(f"gigaword has splits train, valid and dev, not '{split}'")
+    folder, article, title = files[split]
+    return {"kind": "parallel", "paths": (base / folder / article, base / folder / title)}
+
+
+def length_stats(lengths: Sequence[int]) -> dict:
+    """Count, total and percentiles of a list of lengths."""
+    if not lengths:
+        return {"count": 0, "total": 0}
+    ordered = sorted(lengths)
+
+    def pct(p: float) -> int:
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+    return {"count": len(ordered), "total": sum(ordered), "mean": sum(ordered) / len(ordered),
+            "min": ordered[0], "p50": pct(50), "p90": pct(90), "p99": pct(99), "max": ordered[-1]}
+
+
+def corpus_stats(name_or_path: str, data_dir=None, split: str = "train") -> dict:
+    """Sentences, tokens (whitespace words), length percentiles and vocabulary size of a corpus or file.
+
+    `name_or_path` is a named corpus (multi30k shows every language of the split) or a text / gzip / JSONL /
+    CoNLL file. Returns {"name", "columns": {column: stats}}.
+    """
+    path = Path(name_or_path)
+    columns: dict[str, list[list[str]]] = {}
+    if name_or_path in CORPORA:
+        files = corpus_files(name_or_path, split, data_dir)
+        kind = files["kind"]
+        if name_or_path == "multi30k":
+            folder = files["paths"][0].parent
+            for f in sorted(folder.glob(f"{split}.*.gz")):
+                columns[f.name.split(".")[-2]] = [line.split() for line in read_lines(f)]
+        elif kind == "parallel":
+            for label, f in zip(("source", "target"), files["paths"]):
+                columns[label] = [line.split() for line in read_lines(f)]
+        elif kind == "text":
+            columns["text"] = [line.split() for line in read_lines(files["paths"][0])]
+        elif kind == "conll":
+            columns["tokens"] = [words for words, _ in read_conll(files["paths"][0])]
+        else:
+            fields = [files["fields"]["source"], files["fields"]["target"]]
+            records = read_jsonl(files["paths"][0], fields)
+            for field in fields:
+                columns[field] = [str(r[field]).split() for r in records]
+    elif path.suffix == ".jsonl":
+        import json
+        check_text_file(path)
+        first = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+        fields = [k for k, v in first.items() if isinstance(v, str)]
+        for record in read_jsonl(path, fields):
+            for field in fields:
+                columns.setdefault(field, []).append(record[field].split())
+    else:
+        lines = read_lines(path)
+        looks_conll = lines and any(line.startswith("-DOCSTART-") for line in lines[:5])
+        if looks_conll:
+            columns["tokens"] = [words for words, _ in read_conll(path)]
+        else:
+            columns["text"] = [line.split() for line in lines]
+    if not columns or not any(columns.values()):
+        raise DataError(f"{name_or_path}: no data")
+    result = {}
+    for column, sentences in columns.items():
+        vocab = Counter(w for s in sentences for w in s)
+        result[column] = {**length_stats([len(s) for s in sentences]), "vocab": len(vocab)}
+    return {"name": str(name_or_path), "split": split, "columns": result}

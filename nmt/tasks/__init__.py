@@ -1,0 +1,51 @@
+"""The tasks, by the name their checkpoints carry. See base.py for what a task module provides.
+
+Modules (and torch) are imported on first use, so `nmt translate` never pays for importing the summariser.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from nmt.config import ConfigError, build_setup
+
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
+# the model each task uses when none is named: the ones shipped in checkpoints/ (with a model card beside each)
+SHIPPED = {
+    "translate": CHECKPOINTS / "multi30k-de-en.pt",
+    "charlm": CHECKPOINTS / "shakespeare-charlm.pt",
+    "tag": CHECKPOINTS / "conll2003-ner.pt",
+    "summarize": CHECKPOINTS / "aeslc-summarizer.pt",
+}
+# the named corpus (nmt/corpora.py) each task trains on when none is named: the shipped models'
+CORPUS = {"translate": "multi30k", "charlm": "tinyshakespeare", "tag": "conll2003", "summarize": "aeslc"}
+
+TASKS = {
+    "translate": "nmt.tasks.translate",
+    "charlm": "nmt.tasks.charlm",
+    "tag": "nmt.tasks.tag",
+    "summarize": "nmt.tasks.summarize",
+}
+
+
+def module(name: str) -> ModuleType:
+    """The module of task `name`."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task '{name}' (known: {', '.join(TASKS)})")
+    return importlib.import_module(TASKS[name])
+
+
+def load(path: str | Path):
+    """The runner of any task's checkpoint (a Translator, TextGenerator, NERTagger, Summarizer, ...)."""
+    from nmt import checkpoint as ckpt_io
+    ckpt = ckpt_io.load(path)
+    if ckpt.task not in TASKS:
+        raise ckpt_io.CheckpointError(f"{path} is a '{ckpt.task}' checkpoint, which is not a task nmt can run")
+    return module(ckpt.task).RUNNER.build(ckpt)
+
+
+def make_setup(name: str, preset: str = "base", config_file: str | Path | None = None, overrides: dict | None = None):
+    """Task `name`'s setup: defaults <- preset <- JSON config file <- dotted overrides, every value checked."""
+    mod = module(name)
+    return build_setup(mod.SETUP, mod.PRESETS, preset, config_file, overrides)
