@@ -55,16 +55,22 @@ class Checkpoint:
 
 
 def save(path: str | Path, ckpt: Checkpoint) -> None:
-    """Write atomically: temp file in the target folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically (see `write_atomic`)."""
     payload = {"format": FORMAT, "version": VERSION, "task": ckpt.task, "config": ckpt.config,
                "model": ckpt.model, "tokenizers": ckpt.tokenizers, "scores": ckpt.scores, "meta": ckpt.meta,
                "train_state": ckpt.train_state}
+    write_atomic(path, lambda f: torch.save(payload, f))
+
+
+def write_atomic(path: str | Path, content) -> None:
+    """Write bytes (or call `content(file)`) to a temp file in the target folder, fsync, rename: a crash mid-write
+    never leaves a half-written file behind (a `.NAME.*.tmp` at worst, which the next run start removes)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            content(f) if callable(content) else f.write(content)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
@@ -86,6 +92,10 @@ def load(path: str | Path, task: str | None = None) -> Checkpoint:
         raise CheckpointError(f"{path} is not a readable nmt checkpoint (truncated or foreign file: {reason[:120]})")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an nmt checkpoint")
+    kinds = {"task": str, "config": dict, "model": dict}
+    wrong = [k for k, kind in kinds.items() if not isinstance(data.get(k), kind)]
+    if wrong:
+        raise CheckpointError(f"{path} is a damaged nmt checkpoint: '{wrong[0]}' is missing or malformed")
     if data.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} has format version {data['version']}; this nmt reads up to {VERSION}, "
                               "please upgrade nmt")
@@ -118,8 +128,18 @@ def _drop_keys(config: dict, dotted_keys) -> None:
             node.pop(last, None)
 
 
+def check_finite(model: dict[str, Any]) -> None:
+    """Refuse weights holding NaN or infinity (a diverged run): they would only ever produce garbage."""
+    bad = [name for name, t in model.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"weights are not finite (NaN or infinity) in {len(bad)} tensor(s), e.g. {bad[0]}: "
+                              "the run diverged; use an earlier checkpoint")
+
+
 def release(ckpt: Checkpoint, half: bool = True) -> Checkpoint:
-    """A copy for shipping: no training state, floating weights in float16 (models cast back on load)."""
+    """A copy for shipping: no training state, floating weights in float16 (models cast back on load). Refuses
+    weights that are not finite, or that float16 cannot hold."""
+    check_finite(ckpt.model)
     cast: dict[tuple, torch.Tensor] = {}             # tied weights stay one tensor, stored once
     model = {}
     for name, tensor in ckpt.model.items():
@@ -130,6 +150,8 @@ def release(ckpt: Checkpoint, half: bool = True) -> Checkpoint:
                 cast[key] = tensor.half()
             tensor = cast[key]
         model[name] = tensor
+    if half and any(not bool(torch.isfinite(t).all()) for t in cast.values()):
+        raise CheckpointError("some weights exceed float16's range (65504): export with --fp32")
     return Checkpoint(ckpt.task, ckpt.config, model, ckpt.tokenizers, ckpt.scores, dict(ckpt.meta), None)
 
 

@@ -15,12 +15,14 @@ from typing import Sequence
 from nmt.data import DataError, check_text_file, read_conll, read_jsonl, read_lines
 
 REPO = Path(__file__).resolve().parents[1]
-CORPORA = ("multi30k", "tinyshakespeare", "conll2003", "wnut17", "aeslc", "gigaword")
+CORPORA = ("multi30k", "tinyshakespeare", "conll2003", "wnut17", "aeslc", "gigaword", "etth1")
 # JSONL corpora: the field of the document, of the target, and of the references of the evaluation splits
 FIELDS = {"aeslc": {"source": "email_body", "target": "subject_line", "references": ("ann0", "ann1", "ann2")}}
 # the split that validates training runs (early stopping, best.pt)
 VALIDATION = {"multi30k": "val", "tinyshakespeare": "val", "conll2003": "dev", "wnut17": "dev", "aeslc": "dev",
-              "gigaword": "valid"}
+              "gigaword": "valid", "etth1": "val"}
+# CSV series: the folder and file, and the standard row split (train, val, test) of the long-horizon benchmark
+SERIES = {"etth1": ("ett", "ETTh1.csv", (8640, 2880, 2880))}
 
 
 def data_root(corpus: str, data_dir: str | Path | None = None) -> Path:
@@ -51,6 +53,9 @@ def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de"
     """Paths of a named corpus split, with the kind of data they hold (and, for JSONL corpora, the fields)."""
     if name not in CORPORA:
         raise DataError(f"unknown corpus '{name}' (known: {', '.join(CORPORA)})")
+    if name in SERIES:          # one CSV holds every split; the split is a range of its rows
+        folder, file, rows = SERIES[name]
+        return {"kind": "csv", "paths": (data_root(folder, data_dir) / folder / file,), "split_rows": rows}
     base = data_root(name, data_dir) / name
     if name == "multi30k":
         return {"kind": "parallel", "paths": multi30k_paths(split, src, tgt, data_dir)}

@@ -30,7 +30,7 @@ def check_text_file(path: str | Path) -> int:
     import codecs
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"file not found: {path}")
+        raise DataError(f"{path}: {what_is(path)}, not a file to read")
     opener = gzip.open if path.suffix == ".gz" else open
     decoder = codecs.getincrementaldecoder("utf-8")()
     size, newlines = 0, 0
@@ -53,18 +53,44 @@ def check_text_file(path: str | Path) -> int:
     return size
 
 
+def what_is(path: Path) -> str:
+    """What a path that is not a regular file is, in a few words."""
+    import stat
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as err:
+        return err.strerror or "unreadable"
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def arrow_lines(path: str | Path):
     """The lines of a UTF-8 text file (gzip allowed) as a `datasets.Dataset` with one column, `text`.
 
-    The data lives in Arrow files that `datasets` caches on disk and memory-maps: a corpus larger than memory
-    is read as it is used. An empty file gives an empty dataset.
+    Lines end at \\n or \\r\\n only (see `split_lines`). The data lives in Arrow files that `datasets` caches on
+    disk (keyed by the file's path, size and modification time) and memory-maps: a corpus larger than memory is
+    read as it is used. An empty file gives an empty dataset.
     """
     import datasets
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     if check_text_file(path) == 0:                 # an empty .gz is not 0 bytes on disk
         return datasets.Dataset.from_dict({"text": []})
-    return datasets.load_dataset("text", data_files=str(path), split="train", keep_linebreaks=False)
+    stat = Path(path).stat()
+    return datasets.Dataset.from_generator(_line_records, gen_kwargs={
+        "path": str(Path(path).resolve()), "stamp": (stat.st_size, stat.st_mtime_ns)})
+
+
+def _line_records(path: str, stamp: tuple):
+    """{"text": line} for each line of a file, split at \\n only (`stamp` makes the cache key follow the file)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", newline="\n") as f:
+        for line in f:
+            line = line[:-1] if line.endswith("\n") else line
+            yield {"text": line[:-1] if line.endswith("\r") else line}
 
 
 def split_lines(text: str) -> list[str]:
@@ -141,7 +167,7 @@ def read_jsonl(path: str | Path, fields: Sequence[str]) -> list[dict]:
     import json
     check_text_file(path)
     records = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", newline="\n") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -149,9 +175,15 @@ def read_jsonl(path: str | Path, fields: Sequence[str]) -> list[dict]:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}: line {n} is not valid JSON ({err.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}: line {n} is not a JSON object")
             missing = [k for k in fields if k not in record]
             if missing:
                 raise DataError(f"{path}: line {n} has no field '{missing[0]}'")
+            wrong = [k for k in fields if not isinstance(record[k], str)]
+            if wrong:
+                raise DataError(f"{path}: line {n}: field '{wrong[0]}' holds {type(record[wrong[0]]).__name__}, "
+                                "not text")
             records.append({k: record[k] for k in fields})
     if not records:
         raise DataError(f"{path} holds no records")
@@ -183,8 +215,12 @@ def read_conll_rows(path: str | Path) -> list[list[str]]:
 def read_conll(path: str | Path, tag_column: int = -1) -> list[tuple[list[str], list[str]]]:
     """Sentences of a CoNLL column file as (words, tags): the first column and the tag column."""
     rows = read_conll_rows(path)
-    if len(rows[0][0].split()) < 2:
+    width = len(rows[0][0].split())
+    if width < 2:
         raise DataError(f"{path}: lines need a word and a tag column, found 1 column")
+    if not -width <= tag_column < width or tag_column in (0, -width):
+        raise DataError(f"{path}: --tag-column {tag_column} is not a tag column of lines with {width} columns "
+                        f"(1..{width - 1}, or -1 for the last)")
     split = [[line.split() for line in sent] for sent in rows]
     return [([cols[0] for cols in sent], [cols[tag_column] for cols in sent]) for sent in split]
 

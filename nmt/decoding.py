@@ -226,14 +226,18 @@ def _best_extensions(scores: Tensor, logp: Tensor, forced: Tensor, done: Tensor,
     return origin, top_token.view(R, K * k).gather(1, idx).view(-1), best.view(-1)
 
 
+GREEDY_BELOW = 1e-4     # a temperature this small samples the most likely token with probability ~1 anyway
+
+
 def sample_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   generator: torch.Generator | None = None) -> Tensor:
     """Draw one token per row of logits (B, V) -> (B,).
 
-    temperature 0 is argmax; otherwise logits / temperature, restricted to the top_k most likely tokens and to the
-    smallest set whose probability reaches top_p (nucleus sampling), then a multinomial draw.
+    temperature 0 is argmax (and so is any below GREEDY_BELOW, where dividing would overflow into NaN); otherwise
+    logits / temperature, restricted to the top_k most likely tokens and to the smallest set whose probability
+    reaches top_p (nucleus sampling), then a multinomial draw.
     """
-    if temperature == 0:
+    if temperature < GREEDY_BELOW:
         return logits.argmax(-1)
     logits = logits / temperature
     if top_k and top_k < logits.size(-1):

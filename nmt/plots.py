@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from nmt.data import DataError
@@ -56,18 +57,27 @@ def plot_flow(curves: dict, path: str | Path) -> None:
 
 
 def read_metrics(run: str | Path) -> list[dict]:
-    """The JSON lines of a run folder's metrics.jsonl."""
+    """The records of a run folder's metrics.jsonl: those with a type and a step, every other value a finite
+    number or NaN (nulls, strings and infinities read as NaN, so that a curve shows a gap, not an error)."""
     path = Path(run) / "metrics.jsonl"
     if not path.is_file():
         raise DataError(f"{run}: no metrics.jsonl (not a run folder)")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 raise DataError(f"{path}: line {n} is not valid JSON") from None
+            typed = isinstance(record, dict) and isinstance(record.get("type"), str)
+            if typed and not math.isnan(_number(record.get("step"))):
+                rows.append({k: v if k == "type" else _number(v) for k, v in record.items()})
     return rows
+
+
+def _number(value) -> float | int:
+    finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return value if finite else math.nan
 
 
 def validation_rows(rows: list[dict]) -> tuple[list[str], list[dict]]:
@@ -85,14 +95,16 @@ def learning_curves(metrics: dict[str, list[dict]], path: str | Path) -> None:
         train = [r for r in rows if r.get("type") == "train"]
         valid = [r for r in rows if r.get("type") == "valid"]
         label = Path(name).name
-        axes[0][0].plot([r["step"] for r in train], [r["loss"] for r in train], label=f"{label} train")
+        axes[0][0].plot([r["step"] for r in train], [r.get("loss", math.nan) for r in train], label=f"{label} train")
         loss_key = next((k for k in ("valid_loss", "valid_ppl") if valid and k in valid[0]), None)
         if loss_key:
-            axes[0][0].plot([r["step"] for r in valid], [r[loss_key] for r in valid], "o-", label=f"{label} {loss_key}")
-            axes[0][1].plot([r["train_minutes"] for r in valid], [r[loss_key] for r in valid], "o-", label=label)
+            losses = [r.get(loss_key, math.nan) for r in valid]
+            axes[0][0].plot([r["step"] for r in valid], losses, "o-", label=f"{label} {loss_key}")
+            axes[0][1].plot([r.get("train_minutes", math.nan) for r in valid], losses, "o-", label=label)
         if valid and "score" in valid[0]:
-            axes[1][0].plot([r["step"] for r in valid], [r["score"] for r in valid], "o-", label=label)
-            axes[1][1].plot([r["train_minutes"] for r in valid], [r["score"] for r in valid], "o-", label=label)
+            scores = [r.get("score", math.nan) for r in valid]
+            axes[1][0].plot([r["step"] for r in valid], scores, "o-", label=label)
+            axes[1][1].plot([r.get("train_minutes", math.nan) for r in valid], scores, "o-", label=label)
     titles = [["loss against steps", "validation loss against minutes"],
               ["validation score (BLEU / F1 / ROUGE-1 / -loss) against steps", "validation score against minutes"]]
     for i in range(2):

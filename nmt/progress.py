@@ -16,6 +16,9 @@ class RichProgress:
                                  TimeElapsedColumn(), console=console, transient=False)
         self.task = None
 
+    def on_note(self, text: str) -> None:
+        self.console.print(f"[yellow]note:[/yellow] {escape(text)}")
+
     def on_start(self, state) -> None:
         self.progress.start()
         self.task = self.progress.add_task("train", total=self.total, completed=state.step,

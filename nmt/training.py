@@ -2,9 +2,13 @@
 the loss and validation; callbacks receive progress (the CLI draws it). The trainer never prints.
 
 Each run folder holds `metrics.jsonl` (one JSON object per logged step and per validation), `last.pt` (written at
-every validation and when the run stops: everything needed for an exact resume) and `best.pt` (the best
-validation score so far); with `keep_checkpoints` N, also the weights of the last N validations as `step-N.pt`,
-for averaging (`export --average`). Rerunning the same command on the same folder resumes where `last.pt` left off.
+every validation and when the run stops, also on SIGINT / SIGTERM: everything needed for an exact resume) and
+`best.pt` (the best validation score so far); with `keep_checkpoints` N, also the weights of the last N
+validations as `step-N.pt`, for averaging (`export --average`). Rerunning the same command on the same folder
+resumes where `last.pt` left off.
+
+An update whose loss or gradient norm is not finite is skipped (the weights stay as they were) and counted;
+`max_nonfinite` of them in a row stop the run as diverged, without writing over the last good checkpoints.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import contextlib
 import json
 import math
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +28,7 @@ from torch import nn
 from nmt import checkpoint as ckpt_io
 from nmt import distributed as dist_io
 from nmt.config import ConfigError, OptimConfig, TrainConfig
+from nmt.stops import Signals, TrainingStopped
 from nmt.tasks.base import Task, Validation  # noqa: F401  (Validation: for the tasks)
 
 
@@ -37,6 +43,8 @@ class TrainState:
     plateau_bad: int = 0
     train_seconds: float = 0.0    # over all resumed runs
     stopped: str = ""             # why the last run stopped
+    nonfinite: int = 0            # updates skipped in a row for a non-finite loss or gradient norm
+    skipped: int = 0              # all such updates of the run
 
 
 def learning_rate(optim: OptimConfig, step: int, lr_scale: float, total_steps: int = 0) -> float:
@@ -150,6 +158,8 @@ class Trainer:
         return True
 
     def _log(self, record: dict) -> None:
+        """One JSON line; non-finite numbers are written as null (JSON has no NaN)."""
+        record = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -175,6 +185,7 @@ class Trainer:
         return [batches[i] for i in range(first, first + k)], group
 
     def fit(self) -> TrainState:
+        """Train until a limit, early stopping or max_epochs; raises TrainingStopped on a signal or divergence."""
         c, s = self.config, self.state
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -183,44 +194,85 @@ class Trainer:
             torch.manual_seed(c.seed + self.ctx.rank)      # distinct dropout masks on each rank
         start = time.time()
         self._emit("on_start", s)
+        self._window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "t0": time.time(), "steps": 0}
         reason = ""
-        window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "t0": time.time(), "steps": 0}
-        while not reason and s.epoch < c.max_epochs:
-            batches = self.task.batches(s.epoch)
-            if len(batches) < c.accumulate * (1 if self.self_sharded else self.ctx.world):
-                raise ConfigError(f"an epoch has {len(batches)} batches, fewer than the {c.accumulate} x "
-                                  f"{self.ctx.world} one update needs (accumulate x processes): use smaller batches")
-            while s.batch_index < len(batches):
-                mine, advance = self._my_batches(batches, s.batch_index)
-                s.batch_index += advance
-                if not mine:
-                    continue
-                time_up = self.ctx.is_main and bool(c.max_minutes) and time.time() - start >= c.max_minutes * 60
-                stats = self._step(mine, time_up)
-                s.step += 1
-                for k in ("loss", "nll", "tokens"):
-                    window[k] += stats[k]
-                window["steps"] += 1
-                if s.step % c.log_every == 0:
-                    self._report(window)
-                    window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "t0": time.time(), "steps": 0}
-                reason = self._limits(stats)
-                if s.step % c.eval_every == 0 or reason:
-                    reason = self._validate(start) or reason
-                if reason:
-                    break
-            else:
-                s.epoch += 1
-                s.batch_index = 0
+        with Signals() as signals:
+            while not reason and s.epoch < c.max_epochs:
+                reason = self._epoch(start, signals)
+        if reason in ("interrupted", "terminated", "diverged"):
+            self._stop_early(reason, start)
         if not reason:
             self._validate(start)
         s.stopped = reason or "max_epochs"
         self._emit("on_end", s)
         return s
 
-    def _step(self, micro: list, time_up: bool = False) -> dict:
+    def _epoch(self, start: float, signals: Signals) -> str:
+        """The rest of the current epoch; returns a stop reason or '' when the epoch ends."""
+        c, s = self.config, self.state
+        batches = self.task.batches(s.epoch)
+        if len(batches) < c.accumulate * (1 if self.self_sharded else self.ctx.world):
+            raise ConfigError(f"an epoch has {len(batches)} batches, fewer than the {c.accumulate} x "
+                              f"{self.ctx.world} one update needs (accumulate x processes): use smaller batches")
+        while s.batch_index < len(batches):
+            mine, advance = self._my_batches(batches, s.batch_index)
+            s.batch_index += advance
+            if not mine:
+                continue
+            time_up = self.ctx.is_main and bool(c.max_minutes) and time.time() - start >= c.max_minutes * 60
+            stats = self._step(mine, time_up, signals.caught)
+            s.step += 1
+            self._account(stats)
+            reason = self._limits(stats)
+            if reason in ("interrupted", "terminated", "diverged"):
+                return reason
+            if s.step % c.eval_every == 0 or reason:
+                reason = self._validate(start) or reason
+            if reason:
+                return reason
+        s.epoch += 1
+        s.batch_index = 0
+        return ""
+
+    def _account(self, stats: dict) -> None:
+        """Count a skipped update, or add a good one to the logging window (and log it every log_every steps)."""
+        s, w = self.state, self._window
+        if not stats["finite"]:
+            s.nonfinite, s.skipped = s.nonfinite + 1, s.skipped + 1
+            return
+        s.nonfinite = 0
+        for k in ("loss", "nll", "tokens"):
+            w[k] += stats[k]
+        w["steps"] += 1
+        if s.step % self.config.log_every == 0:
+            self._report(w)
+            self._window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "t0": time.time(), "steps": 0}
+
+    def _stop_early(self, reason: str, start: float) -> None:
+        """On a signal: save last.pt (every rank reaches this at the same step) and raise. On divergence: keep the
+        checkpoints of the last good validation and raise."""
+        s = self.state
+        s.stopped = reason
+        if reason == "diverged":
+            self._emit("on_end", s)
+            kept = (f"the checkpoints in {self.run_dir} are those of the last good validation"
+                    if (self.run_dir / "last.pt").exists() else "no checkpoint was written")
+            raise TrainingStopped(
+                f"training diverged: {s.nonfinite} updates in a row had a non-finite loss or gradient norm (step "
+                f"{s.step}); {kept}: lower train.optim.lr, or raise train.max_nonfinite", 1)
+        rngs = dist_io.gather(self._rng(), self.ctx)
+        if self.ctx.is_main:
+            s.train_seconds += time.time() - start - getattr(self, "_counted", 0.0)
+            self._save("last.pt", getattr(self, "_scores", {}), rngs)
+        dist_io.barrier(self.ctx)
+        self._emit("on_end", s)
+        raise TrainingStopped(f"{reason} at step {s.step}; saved {self.run_dir / 'last.pt'}: run the same "
+                              "command again to resume", 130 if reason == "interrupted" else 143)
+
+    def _step(self, micro: list, time_up: bool = False, caught: int = 0) -> dict:
         """One update from this rank's micro-batches; the gradient is the token-weighted mean over all ranks.
-        `time_up` (rank 0's clock) is summed with the counts, so every rank learns it in the same call."""
+        `time_up` (rank 0's clock) and a caught signal are summed with the counts, so every rank learns them in
+        the same call. A non-finite loss or gradient norm skips the update (the same decision on every rank)."""
         self.net.train()
         lr = learning_rate(self.config.optim, self.state.step, self.state.lr_scale, self.config.max_steps)
         for group in self.optimizer.param_groups:
@@ -238,16 +290,21 @@ class Trainer:
                 (loss * stats["tokens"] if weighted else loss).backward()
             loss_sum += float(loss.detach()) * stats["tokens"]
             nll, tokens = nll + stats["nll"], tokens + stats["tokens"]
-        loss_sum, nll, tokens, stop = dist_io.all_sum([loss_sum, nll, tokens, float(time_up)], self.ctx)
+        loss_sum, nll, tokens, stop, sigint, sigterm = dist_io.all_sum(
+            [loss_sum, nll, tokens, float(time_up), float(caught == signal.SIGINT), float(caught == signal.SIGTERM)],
+            self.ctx)
         if weighted:            # DDP averaged the rank sums; turn them into the mean over every token
             scale = self.ctx.world / max(1.0, tokens)
             for p in self.model.parameters():
                 if p.grad is not None:
                     p.grad.mul_(scale)
-        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.clip_norm or math.inf)
-        self.optimizer.step()
-        return {"loss": loss_sum, "nll": nll, "tokens": int(tokens), "lr": lr, "grad_norm": float(grad_norm),
-                "time_up": stop > 0}
+        grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.clip_norm or math.inf))
+        finite = math.isfinite(loss_sum) and math.isfinite(grad_norm)
+        if finite:
+            self.optimizer.step()
+        return {"loss": loss_sum, "nll": nll, "tokens": int(tokens), "lr": lr, "grad_norm": grad_norm,
+                "time_up": stop > 0, "finite": finite,
+                "signal": "terminated" if sigterm else "interrupted" if sigint else ""}
 
     def _report(self, window: dict) -> None:
         s, tokens = self.state, max(1, window["tokens"])
@@ -264,6 +321,10 @@ class Trainer:
         c, s = self.config, self.state
         if c.max_steps and s.step >= c.max_steps:
             return "max_steps"
+        if stats["signal"]:
+            return stats["signal"]
+        if s.nonfinite >= c.max_nonfinite:
+            return "diverged"
         if stats["time_up"]:
             return "max_minutes"
         return ""
@@ -285,7 +346,7 @@ class Trainer:
         model = self._eval_model()
         with torch.inference_mode():
             result = self.task.validate(model)
-        improved = result.score > s.best_score
+        improved = math.isfinite(result.score) and result.score > s.best_score   # NaN never becomes "best"
         if improved:
             s.best_score, s.bad_validations = result.score, 0
             s.plateau_bad = 0
@@ -300,7 +361,7 @@ class Trainer:
         self._log(record)
         reason = "early_stopping" if s.bad_validations >= c.patience else ""
         s.stopped = reason
-        scores = {k: v for k, v in result.metrics.items()}
+        scores = self._scores = {k: v for k, v in result.metrics.items()}
         if improved:
             self._save("best.pt", scores, rngs)
         self._save("last.pt", scores, rngs)

@@ -11,7 +11,7 @@ from nmt import allocator
 
 allocator.configure()      # before torch loads: a CLI process is one workload, the settings pay off (allocator.py)
 
-from nmt.cli import translate, generate, tag, summarize, tools, pictures  # noqa: E402,F401,I001  (register commands)
+from nmt.cli import translate, generate, tag, summarize, forecast, tools, pictures  # noqa: E402,F401,I001  (register commands)
 from nmt.cli.common import app  # noqa: E402
 
 
@@ -32,6 +32,9 @@ def main() -> None:
         sys.stderr.flush()
     except BrokenPipeError:          # e.g. piped into `head`
         pass
+    except OSError as exc:           # e.g. stdout is /dev/full
+        os.write(2, f"error: cannot write the output: {exc.strerror}\n".encode())
+        code = code or 1
     if os.environ.get("NMT_FAST_EXIT", "1") == "0":
         sys.exit(code or 0)
     os._exit(code or 0)

@@ -81,18 +81,31 @@ def _user_errors() -> tuple:
 
 
 def friendly(fn: Callable) -> Callable:
-    """Turn user errors into one red line on stderr and exit status 1."""
+    """Turn user errors, unwritable outputs and early stops into one line on stderr and a non-zero exit status
+    (1; 130 after Ctrl-C, 143 after SIGTERM)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from nmt.stops import TrainingStopped
         try:
             return fn(*args, **kwargs)
         except _user_errors() as exc:
-            err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)   # messages quote user text
-            raise typer.Exit(1)
+            fail(str(exc))
+        except TrainingStopped as exc:
+            fail(str(exc), exc.exit_code, "error" if exc.exit_code == 1 else "stopped")
+        except BrokenPipeError:              # the reader left (e.g. `| head`): nothing more to say
+            raise typer.Exit(0)
+        except OSError as exc:               # an output that cannot be written, a file that cannot be read
+            fail(f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror or str(exc))
         except KeyboardInterrupt:
-            err.print("[red]interrupted[/red]")
-            raise typer.Exit(130)
+            fail("interrupted", 130, "stopped")
     return wrapper
+
+
+def fail(message: str, code: int = 1, label: str = "error") -> None:
+    """One line on stderr (user text is never read as markup), then exit with `code`."""
+    colour = "red" if label == "error" else "yellow"
+    err.print(f"[{colour}]{label}:[/{colour}] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def parse_sets(items: list[str] | None) -> dict:
@@ -125,6 +138,21 @@ def read_input(texts: list[str] | None, input_file: Path | None) -> list[str]:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise UserError(f"stdin: line {line} is not valid UTF-8") from None
+
+
+def writable(path: Path | None, folder: bool = False) -> Path | None:
+    """Fail before any work when `path` cannot be written: a directory given as a file (or a file as a folder),
+    a folder that cannot be made, no permission."""
+    if path is None:
+        return None
+    if path.is_dir() != folder and path.exists():
+        raise UserError(f"{path} is {'not a folder' if folder else 'a directory'}: cannot write "
+                        f"{'into' if folder else 'to'} it")
+    parent = path if folder else path.parent
+    parent.mkdir(parents=True, exist_ok=True)              # an OSError here names the folder (see friendly)
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{path}: permission denied (cannot write there)")
+    return path
 
 
 def print_json(value) -> None:
@@ -184,6 +212,7 @@ class Run:
     def setup(self, options: dict):
         """The task's setup: defaults <- preset <- config file <- explicit options (None: not given) <- --set."""
         from nmt import tasks
+        writable(self.out_dir or Path("runs") / self.task, folder=True)
         options = {**options, "train.device": self.device, "train.accumulate": self.accumulate}
         overrides = {k: v for k, v in options.items() if v is not None}
         if self.max_steps:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from nmt.cli.common import (JsonOut, UserError, app, err, friendly, out, print_json, train_app)
+from nmt.cli.common import JsonOut, UserError, app, err, friendly, out, print_json, train_app, writable
 from nmt.cli.render import sparkline, table
 
 
@@ -34,8 +34,9 @@ def gradients(
     Example: nmt gradients --compare --length 100 --plot flow.png
     """
     from nmt import gradients as gf
-    if length < 2 or hidden < 1:
-        raise UserError("--length must be at least 2 and --hidden at least 1")
+    writable(plot)
+    if not (2 <= length <= 100_000 and 1 <= hidden <= 4096):
+        raise UserError("--length must be from 2 to 100000 and --hidden from 1 to 4096")
     if not (radius >= 0 and math.isfinite(radius)) or not math.isfinite(gate_bias) or not math.isfinite(input_scale):
         raise UserError("--radius must be a finite number >= 0; --gate-bias and --input-scale finite numbers")
     curves = {}
@@ -87,15 +88,16 @@ def plot(
     Example: nmt plot runs/multi30k-de-en -o curves.png
     """
     from nmt.plots import learning_curves, read_metrics, validation_rows
+    writable(output)
     metrics = {str(run): read_metrics(run) for run in runs}
     for name, rows in metrics.items():
         keys, valid = validation_rows(rows)
         out.print(table(f"{name}: validation", ["step", "minutes", *keys],
-                        [(r["step"], f"{r.get('train_minutes', 0):.1f}", *[f"{r[k]:.4g}" for k in keys])
+                        [(r["step"], f"{r.get('train_minutes', 0):.1f}", *[f"{r.get(k, math.nan):.4g}" for k in keys])
                          for r in valid], right=False))
-        train = [r["loss"] for r in rows if r.get("type") == "train"]
-        if train:
-            out.print(f"training loss {max(train):.3f} -> {train[-1]:.3f}  "
+        train = [r.get("loss", math.nan) for r in rows if r.get("type") == "train"]
+        if any(math.isfinite(v) for v in train):
+            out.print(f"training loss {max(v for v in train if math.isfinite(v)):.3f} -> {train[-1]:.3f}  "
                       + sparkline(train[:: max(1, len(train) // 60)], log=False))
     if output:
         learning_curves(metrics, output)
@@ -122,8 +124,10 @@ def train_copy(
         distances = [int(t) for t in lengths.split(",") if t.strip()]
     except ValueError:
         raise UserError(f"--lengths must be comma-separated integers, got '{lengths}'") from None
-    if not names or not distances or min(distances) < 2 or steps < 1 or hidden < 1:
-        raise UserError("need at least one cell, lengths >= 2, --steps >= 1 and --hidden >= 1")
+    if not names or not distances or min(distances) < 2 or max(distances) > 10_000 or not 1 <= steps <= 100_000 \
+            or not 1 <= hidden <= 4096:
+        raise UserError("need at least one cell, lengths from 2 to 10000, --steps from 1 to 100000 and --hidden "
+                        "from 1 to 4096")
     results = []
     for name in names:
         for t in distances:

@@ -16,14 +16,15 @@ ENTITY_STYLES = {"PER": "bold magenta", "ORG": "bold cyan", "LOC": "bold green",
 
 def sparkline(values: Sequence[float], low: float | None = None, high: float | None = None, log: bool = True) -> str:
     """One block character per value between low and high (default: the values' own range); on a log10 scale
-    (low and high then being exponents) unless log=False."""
-    points = [math.log10(max(v, 1e-300)) for v in values] if log else list(values)
-    low = min(points, default=0.0) if low is None else low
-    high = max(points, default=1.0) if high is None else high
+    (low and high then being exponents) unless log=False. A value that is not a finite number is a space."""
+    points = [(math.log10(max(v, 1e-300)) if log else v) if math.isfinite(v) else math.nan for v in values]
+    finite = [p for p in points if math.isfinite(p)]
+    low = min(finite, default=0.0) if low is None else low
+    high = max(finite, default=1.0) if high is None else high
     cells = []
     for p in points:
-        x = (p - low) / max(high - low, 1e-9)
-        cells.append(SPARK[min(len(SPARK) - 1, max(0, int(x * len(SPARK))))])
+        x = (p - low) / max(high - low, 1e-9) if math.isfinite(p) else math.nan
+        cells.append(SPARK[min(len(SPARK) - 1, max(0, int(x * len(SPARK))))] if math.isfinite(x) else " ")
     return "".join(cells)
 
 

@@ -129,7 +129,9 @@ def evaluate_summarize(
     try:
         leads = [int(x) for x in lead.split(",") if x.strip()]
     except ValueError:
-        raise UserError(f"--lead must be comma-separated word counts, got '{lead}'") from None
+        leads = [0]
+    if any(n < 1 or n > 1000 for n in leads):
+        raise UserError(f"--lead must be comma-separated word counts from 1 to 1000, got '{lead}'")
     fields = tuple(f.strip() for f in ref_fields.split(",") if f.strip()) if ref_fields else None
     pairs, extra = evaluation_pairs(corpus, split, data_dir, jsonl, src_field, fields)
     rows = evaluate(load_runner("summarize", model), pairs, decode, leads, extra)

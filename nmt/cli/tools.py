@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,7 +10,7 @@ import typer
 from rich.table import Table
 
 from nmt.cli.common import (DataDir, InputFile, JsonOut, UserError, app, err, friendly, option_group, out, parse_sets,
-                            read_input)
+                            read_input, writable)
 from nmt.cli.render import table
 
 data_app = typer.Typer(help="Look at corpora.", no_args_is_help=True)
@@ -52,7 +53,7 @@ def data_stats(
 @friendly
 def tokenizer_train(
     files: Annotated[list[Path], typer.Argument(help="Text files (gzip allowed), one sentence per line.")],
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="Tokenizer checkpoint to write.")] = Path("tokenizer.pt"),
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write.")] = Path("tokenizer.pt"),
     vocab_size: Annotated[int, typer.Option("--vocab-size")] = 8000,
     model_type: Annotated[str, typer.Option("--model-type", help="unigram | bpe")] = "unigram",
     character_coverage: Annotated[float, typer.Option("--character-coverage")] = 1.0,
@@ -63,6 +64,7 @@ def tokenizer_train(
     """
     from nmt.config import TokenizerConfig, make
     from nmt.tokenizers import save_tokenizer, train_on_files
+    writable(out_path)
     c = make(TokenizerConfig, vocab_size=vocab_size, model_type=model_type, character_coverage=character_coverage)
     tok, lines = train_on_files(files, c.vocab_size, c.model_type, c.character_coverage)
     save_tokenizer(out_path, tok, {"model_type": c.model_type, "vocab_size": c.vocab_size,
@@ -168,12 +170,16 @@ def export(
     """
     from nmt import checkpoint as ckpt_io
     from nmt.runs import average_kept
+    writable(out_path)
     if average > 1:
         ckpt, window = average_kept(checkpoint, average)
         err.print(f"averaged {', '.join(path.name for path in window)}")
     else:
         ckpt = ckpt_io.load(checkpoint)
     ckpt = ckpt_io.release(ckpt, half=not fp32)
-    ckpt.scores.update({k: float(v) for k, v in parse_sets(score).items()})
+    for name, value in parse_sets(score).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UserError(f"--score {name}= needs a finite number, got {value!r}")
+        ckpt.scores[name] = float(value)
     ckpt_io.save(out_path, ckpt)
     err.print(f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB)")

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from nmt.cli.common import (Beam, Cell, DataDir, Impl, InputFile, JsonOut, LengthPenalty, Model, Run, Texts, UserError,
                             app, config_options, err, evaluate_app, friendly, load_runner, out, print_json, read_input,
-                            train_command)
+                            train_command, writable)
 from nmt.cli.render import shaded_matrix, table
 from nmt.config import DecodeConfig
 
@@ -45,6 +45,7 @@ def translate(
 
     Example: nmt translate "Ein Mann fährt Fahrrad."
     """
+    writable(plot)
     lines = read_input(text, input)
     if not lines:
         raise UserError("empty input: nothing to translate")
@@ -154,15 +155,16 @@ def evaluate_translate(
         input, ref = corpus_files(corpus, split, data_dir, src, tgt)["paths"]
     elif not (input and ref):
         raise UserError("give --input SRC and --ref REF, or --corpus NAME [--split SPLIT]")
+    writable(output)
     pairs = read_parallel(input, ref)
     hyps = load_runner("translate", model).translate([s for s, _ in pairs], decode)
-    if output:
-        output.write_text("\n".join(hyps) + "\n", encoding="utf-8")
     scores = [metrics.bleu(hyps, [r for _, r in pairs]), metrics.chrf(hyps, [r for _, r in pairs])]
     if as_json:
         print_json({s.name.lower(): {"score": round(s.score, 2), "signature": s.signature} for s in scores}
                    | {"sentences": len(pairs), "beam": decode.beam})
-        return
-    out.print(table(f"{input.name} -> {ref.name} ({len(pairs)} sentences, beam {decode.beam})",
-                    ("metric", "score", "signature"), [(s.name, f"{s.score:.2f}", s.signature) for s in scores],
-                    right=False))
+    else:
+        out.print(table(f"{input.name} -> {ref.name} ({len(pairs)} sentences, beam {decode.beam})",
+                        ("metric", "score", "signature"), [(s.name, f"{s.score:.2f}", s.signature) for s in scores],
+                        right=False))
+    if output:                      # after the scores: a failed write loses nothing computed
+        output.write_text("\n".join(hyps) + "\n", encoding="utf-8")

@@ -16,6 +16,8 @@ Cell = Literal["rnn", "lstm", "gru"]
 # torch: torch's kernels and autograd only (the reference the shortcuts are tested against);
 # scratch: the cells from their equations (nmt/models/cells.py), for teaching and checks. Same weights in all three.
 Impl = Literal["fused", "torch", "scratch"]
+Beam = Annotated[int, Range(1, 64)]              # beam sizes (and n-best lists) beyond 64 buy nothing but time
+Penalty = Annotated[float, Range(0, 10)]         # GNMT length-penalty alpha
 
 
 @dataclass
@@ -79,11 +81,11 @@ class CharLMDataConfig:
 @dataclass
 class SampleConfig:
     """Sampling from a character model (`generate`)."""
-    length: Count = 500           # characters to generate
-    temperature: NonNegative = 0.8   # 0: greedy
+    length: Annotated[int, Range(1, 1_000_000)] = 500      # characters to generate
+    temperature: Annotated[float, Range(0, 100)] = 0.8      # 0 (or below 1e-4): greedy
     top_k: Size = 0               # sample among the K most likely (0: all)
     top_p: Annotated[float, Range(0, 1, open_low=True)] = 1.0   # nucleus mass in (0, 1]
-    num_samples: Count = 1
+    num_samples: Annotated[int, Range(1, 1000)] = 1
     prime: str = "\n"             # text the sample continues
 
 
@@ -107,11 +109,11 @@ class SummaryDataConfig:
 
 @dataclass
 class SummaryDecodeConfig:
-    beam: Count = 4
-    min_len: Size = 4             # words before </s> may end the summary (tuned on AESLC dev)
-    max_len: Count = 15
-    length_penalty: NonNegative = 1.0
-    no_repeat_ngram: Size = 3     # block any repeated n-gram (0: off)
+    beam: Beam = 4
+    min_len: Annotated[int, Range(0, 1000)] = 4   # words before </s> may end the summary (tuned on AESLC dev)
+    max_len: Annotated[int, Range(1, 1000)] = 15
+    length_penalty: Penalty = 1.0
+    no_repeat_ngram: Annotated[int, Range(0, 10)] = 3    # block any repeated n-gram (0: off)
     batch_size: Count = 32
 
     def __post_init__(self):
@@ -172,15 +174,16 @@ class TrainConfig:
     accumulate: Count = 1         # batches per update on each process (gradient accumulation)
     max_len: Size = 100           # training pairs longer than this (in tokens) are skipped (0: no limit)
     keep_checkpoints: Size = 0    # also keep the weights of the last N validations (step-N.pt), for averaging
+    max_nonfinite: Count = 5      # updates in a row with a non-finite loss or gradient norm before the run stops
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
 @dataclass
 class DecodeConfig:
-    beam: Count = 5
-    length_penalty: NonNegative = 1.0   # GNMT-style alpha; 0 disables
-    max_len_ratio: Positive = 2.0  # hypotheses stop at ratio * source length + 10
-    n_best: Count = 1
+    beam: Beam = 5
+    length_penalty: Penalty = 1.0  # GNMT-style alpha; 0 disables
+    max_len_ratio: Annotated[float, Range(0, 10, open_low=True)] = 2.0   # hypotheses stop at ratio * source length + 10
+    n_best: Beam = 1
     max_src_tokens: Count = 250   # longer source lines are truncated (and counted)
     greedy_batch_tokens: Count = 4096   # source tokens per decoding batch, greedy
     beam_batch_tokens: Count = 3072     # source tokens per decoding batch, beam search (K rows per sentence)
@@ -188,3 +191,32 @@ class DecodeConfig:
     def __post_init__(self):
         if self.n_best > self.beam:
             raise ConfigError(f"n_best ({self.n_best}) must not exceed the beam ({self.beam})")
+
+
+@dataclass
+class ForecastConfig:
+    """A recurrent forecaster of L past values -> H future values, each channel on its own (channel-independent)."""
+    kind: Literal["segment", "seq2seq"] = "segment"   # segment: SegRNN (segments in, all output segments at once);
+    #                               seq2seq: an encoder, then a decoder that feeds back its own output step by step
+    lookback: Count = 96          # L, past steps read
+    horizon: Count = 96           # H, future steps forecast
+    channels: Size = 0            # C, filled in from the data
+    segment: Count = 24           # W, steps per recurrent step (1: point by point); L must be a multiple of W
+    rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="gru", hidden_size=512, bidirectional=False))
+    channel_embed: bool = True    # segment: half of each output segment's query names its channel (else position only)
+    norm: Literal["revin", "last", "none"] = "revin"   # instance normalisation of each window: its mean and std
+    #                               (RevIN without the affine part), or subtract its last value, or nothing
+    dropout: Fraction = 0.5       # before the output layer
+
+
+@dataclass
+class ForecastDataConfig:
+    split_rows: tuple = ()        # (train, val, test) row counts, e.g. ETT's (8640, 2880, 2880); () = split_ratios
+    split_ratios: tuple = (0.7, 0.1, 0.2)   # train, val, test shares of the rows when split_rows is ()
+    columns: tuple = ()           # the channels by name; () = every column but the date
+    target: str = ""              # univariate: this column alone (instead of columns)
+    date_column: str = ""         # "" = a column named date/time/timestamp, or a first column that parses as dates
+    missing: Literal["error", "interpolate", "drop"] = "error"   # what to do with empty or NaN cells
+    period: Count = 24            # the seasonal-naive baseline repeats the last period (24 steps = a day of hours)
+    eval_batch_size: Count = 512  # windows per batch when validating and evaluating
+    eval_per_epoch: Size = 1      # validations per epoch (sets train.eval_every); 0: train.eval_every decides

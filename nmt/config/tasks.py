@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nmt.config.components import (CharLMConfig, CharLMDataConfig, DecodeConfig, OptimConfig, Seq2SeqConfig,
-                                   SummarizerConfig, SummaryDataConfig, SummaryDecodeConfig, TagDataConfig,
-                                   TaggerConfig, TokenizerConfig, TrainConfig)
+from nmt.config.components import (CharLMConfig, CharLMDataConfig, DecodeConfig, ForecastConfig, ForecastDataConfig,
+                                   OptimConfig, Seq2SeqConfig, SummarizerConfig, SummaryDataConfig,
+                                   SummaryDecodeConfig, TagDataConfig, TaggerConfig, TokenizerConfig, TrainConfig)
 
 Presets = dict[str, dict[str, Any]]
 
@@ -94,4 +94,26 @@ SUMMARIZE_PRESETS: Presets = {
     "aeslc": {"data.max_src_len": 120, "train.max_minutes": 42.0},
     "tiny": {"model.seq2seq.embed_size": 16, "model.seq2seq.encoder.hidden_size": 16,
              "model.seq2seq.decoder_hidden": 32, "data.vocab_size": 500, "train.eval_every": 20},
+}
+
+
+@dataclass
+class ForecastSetup:
+    model: ForecastConfig = field(default_factory=ForecastConfig)
+    data: ForecastDataConfig = field(default_factory=ForecastDataConfig)
+    train: TrainConfig = train_defaults(dict(lr=1e-3, clip_norm=0.0, plateau_patience=1, plateau_factor=0.5),
+                                        batch_tokens=0, batch_size=256, label_smoothing=0.0, max_epochs=30,
+                                        patience=6, max_len=0, log_every=10)
+
+
+FORECAST_PRESETS: Presets = {
+    # SegRNN's recipe for L = 96 (segments of 24, GRU 512, dropout 0.5, Adam 1e-3, batches of 256 windows)
+    "base": {},
+    # the shipped ETTh1 models (one per horizon: add --horizon)
+    "etth1": {"train.max_minutes": 14.0},
+    # step by step: one value per recurrent step, a smaller GRU (the ablation's recurrent multi-step forecaster)
+    "seq2seq": {"model.kind": "seq2seq", "model.segment": 1, "model.rnn.hidden_size": 128},
+    "tiny": {"model.lookback": 24, "model.horizon": 12, "model.segment": 6, "model.rnn.hidden_size": 16,
+             "model.dropout": 0.0, "train.batch_size": 16, "data.period": 6, "data.eval_per_epoch": 0,
+             "train.eval_every": 10},
 }

@@ -26,6 +26,7 @@ TASKS = {
     "charlm": "nmt.tasks.charlm",
     "tag": "nmt.tasks.tag",
     "summarize": "nmt.tasks.summarize",
+    "forecast": "nmt.tasks.forecast",
 }
 
 
@@ -42,7 +43,7 @@ def load(path: str | Path):
     ckpt = ckpt_io.load(path)
     if ckpt.task not in TASKS:
         raise ckpt_io.CheckpointError(f"{path} is a '{ckpt.task}' checkpoint, which is not a task nmt can run")
-    return module(ckpt.task).RUNNER.build(ckpt)
+    return module(ckpt.task).RUNNER.build(ckpt, str(path))
 
 
 def make_setup(name: str, preset: str = "base", config_file: str | Path | None = None, overrides: dict | None = None):

@@ -96,11 +96,20 @@ class Runner(ABC):
     @classmethod
     def load(cls, path: str | Path) -> "Runner":
         """The runner of a checkpoint file; one line of CheckpointError for a missing, foreign or other-task file."""
-        return cls.build(ckpt_io.load(path, task=cls.task))
+        return cls.build(ckpt_io.load(path, task=cls.task), str(path))
 
     @classmethod
-    def build(cls, ckpt: ckpt_io.Checkpoint) -> "Runner":
-        runner = cls.from_checkpoint(ckpt)
+    def build(cls, ckpt: ckpt_io.Checkpoint, source: str = "the checkpoint") -> "Runner":
+        """The runner of a loaded checkpoint; a CheckpointError naming `source` when its parts do not fit (a
+        missing key, a weight of the wrong shape, corrupt tokenizer bytes, weights that are not finite)."""
+        from nmt.config import ConfigError
+        try:
+            runner = cls.from_checkpoint(ckpt)
+        except ConfigError as exc:
+            raise ckpt_io.CheckpointError(f"{source}: its configuration does not fit this nmt: {exc}") from None
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            reason = " ".join(str(exc).split())[:240] or type(exc).__name__
+            raise ckpt_io.CheckpointError(f"{source} is not a usable '{cls.task}' checkpoint ({reason})") from None
         runner.checkpoint = ckpt
         return runner
 
@@ -111,4 +120,5 @@ def model_weights(ckpt: ckpt_io.Checkpoint, model_cls: type, config_cls: type, *
     from nmt.config import from_dict
     model = model_cls(from_dict(config_cls, ckpt.config["model"]), *args)
     model.load_state_dict(ckpt_io.state_dict_float(ckpt.model))
+    ckpt_io.check_finite(ckpt.model)
     return model.eval()

@@ -19,6 +19,7 @@ from torch import Tensor
 from nmt import checkpoint as ckpt_io
 from nmt import metrics
 from nmt.config import (CHARLM_PRESETS, CharLMConfig, CharLMSetup, ConfigError, SampleConfig)
+from nmt.data import DataError
 from nmt.decoding import sample_logits
 from nmt.models.charlm import CharLM, Stepper
 from nmt.tasks.base import Runner, Task, Validation
@@ -47,7 +48,8 @@ def stream_chunks(ids: Tensor, streams: int, unroll: int, offset: int = 0) -> li
     ids = ids[offset:]
     per_stream = (ids.numel() - 1) // streams
     if per_stream < 1:
-        raise ValueError(f"text of {ids.numel()} characters is too short for {streams} streams")
+        raise DataError(f"a text of {ids.numel()} characters is too short for {streams} streams of training or "
+                        "validation (give a longer text, or fewer data.streams / data.val_streams)")
     x = ids[: streams * per_stream].view(streams, per_stream)                        # (B, N)
     y = ids[1: streams * per_stream + 1].view(streams, per_stream)                   # (B, N)
     return [Chunk(x[:, i:i + unroll], y[:, i:i + unroll], i == 0) for i in range(0, per_stream, unroll)]
@@ -171,7 +173,7 @@ def train(setup: CharLMSetup, train_text: str, valid_text: str, run_dir: str | P
           meta: dict | None = None):
     """Train (or resume) on `train_text`, validating on `valid_text`; returns (state, run_dir)."""
     from nmt.runs import fit_run, start_run
-    setup, toks = start_run(setup, run_dir, TASK, SETUP)
+    setup, toks = start_run(setup, run_dir, TASK, SETUP, callbacks)
     tokenizer = toks["chars"] if toks else CharTokenizer.train([train_text])
     setup.model.vocab_size = tokenizer.vocab_size
     task = CharLMTask(setup, tokenizer, train_text, valid_text, meta)

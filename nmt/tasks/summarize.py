@@ -154,7 +154,7 @@ def lead_baseline(documents: list[str], words: int) -> list[str]:
 def train(setup: SummarySetup, train_pairs, valid, run_dir: str | Path, callbacks=(), meta: dict | None = None):
     """Train (or resume) on [(document, summary)], early stopping on ROUGE-1 against valid [(document, refs)]."""
     from nmt.runs import fit_run, start_run
-    setup, toks = start_run(setup, run_dir, TASK, SETUP)
+    setup, toks = start_run(setup, run_dir, TASK, SETUP, callbacks)
     tokenizer = toks["words"] if toks else VocabTokenizer.train((t for pair in train_pairs for t in pair),
                                                                 setup.data.vocab_size, setup.data.min_count)
     c = setup.model.seq2seq

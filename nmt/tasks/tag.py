@@ -213,7 +213,7 @@ def tag_vocabulary(sentences) -> list[str]:
 def train(setup: TagSetup, train_sents, valid_sents, run_dir: str | Path, callbacks=(), meta: dict | None = None):
     """Train (or resume) a tagger on IOB2 sentences [(words, tags)]; returns (state, run_dir)."""
     from nmt.runs import fit_run, start_run
-    setup, toks = start_run(setup, run_dir, TASK, SETUP)
+    setup, toks = start_run(setup, run_dir, TASK, SETUP, callbacks)
     tokenizer = toks["words"] if toks else WordTokenizer.train([w for w, _ in train_sents])
     tags = tag_vocabulary(train_sents)
     unseen = sorted({t for _, ts in valid_sents for t in ts} - set(tags))

@@ -156,7 +156,7 @@ def train(setup: TranslationSetup, train_pairs, valid_pairs, run_dir: str | Path
           meta: dict | None = None):
     """Train on parallel pairs (or resume, when run_dir holds last.pt); returns (trainer state, run_dir)."""
     from nmt.runs import fit_run, main_tokenizers, start_run
-    setup, toks = start_run(setup, run_dir, TASK, SETUP)
+    setup, toks = start_run(setup, run_dir, TASK, SETUP, callbacks)
     toks = toks or main_tokenizers(lambda: train_tokenizers(train_pairs, setup.tokenizer), setup.train.device)
     model = build_model(setup, toks)
     task = TranslationTask(setup, toks, train_pairs, valid_pairs, meta)
