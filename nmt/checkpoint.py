@@ -67,7 +67,10 @@ def write_atomic(path: str | Path, content) -> None:
     never leaves a half-written file behind (a `.NAME.*.tmp` at worst, which the next run start removes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:                       # name the file asked for, not the temporary one
+        raise OSError(exc.errno, f"cannot write there ({exc.strerror})", str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             content(f) if callable(content) else f.write(content)
@@ -84,7 +87,8 @@ def load(path: str | Path, task: str | None = None) -> Checkpoint:
     """Read a checkpoint; with `task`, refuse a checkpoint of another task. Errors are one-line CheckpointErrors."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{path} is a directory, not a checkpoint" if path.is_dir()
+                              else f"checkpoint not found: {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # zip, pickle and unpickler errors all mean the same to a user

@@ -12,15 +12,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-from nmt.data import DataError, check_text_file, read_conll, read_jsonl, read_lines
+from nmt.data import DataError, read_conll, read_jsonl, read_lines
 
 REPO = Path(__file__).resolve().parents[1]
-CORPORA = ("multi30k", "tinyshakespeare", "conll2003", "wnut17", "aeslc", "gigaword", "etth1")
+CORPORA = ("multi30k", "tinyshakespeare", "conll2003", "wnut17", "aeslc", "gigaword", "etth1", "sst2", "trec", "names")
 # JSONL corpora: the field of the document, of the target, and of the references of the evaluation splits
 FIELDS = {"aeslc": {"source": "email_body", "target": "subject_line", "references": ("ann0", "ann1", "ann2")}}
 # the split that validates training runs (early stopping, best.pt)
 VALIDATION = {"multi30k": "val", "tinyshakespeare": "val", "conll2003": "dev", "wnut17": "dev", "aeslc": "dev",
-              "gigaword": "valid", "etth1": "val"}
+              "gigaword": "valid", "etth1": "val", "sst2": "dev", "trec": "dev", "names": "dev"}
 # CSV series: the folder and file, and the standard row split (train, val, test) of the long-horizon benchmark
 SERIES = {"etth1": ("ett", "ETTh1.csv", (8640, 2880, 2880))}
 
@@ -68,6 +68,8 @@ def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de"
         return {"kind": "conll", "paths": (base / file,)}
     if name == "aeslc":
         return {"kind": "jsonl", "paths": (base / f"{split}.jsonl",), "fields": FIELDS["aeslc"]}
+    if name in ("sst2", "trec", "names"):    # labelled texts (nmt/tasks/classify.py reads and splits them)
+        return labelled_files(name, base, split)
     files = {"train": ("train_sample_10k", "train.article.txt", "train.title.txt"),
              "valid": ("valid_sample_1k", "valid.article.filter.txt", "valid.title.filter.txt"),
              "dev": ("dev_4k", "valid.article.filter.4K.txt", "valid.title.filter.4K.txt")}
@@ -75,6 +77,21 @@ def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de"
         raise DataError(f"gigaword has splits train, valid and dev, not '{split}'")
     folder, article, title = files[split]
     return {"kind": "parallel", "paths": (base / folder / article, base / folder / title)}
+
+
+def labelled_files(name: str, base: Path, split: str) -> dict:
+    """SST-2: `LABEL TEXT` files train / dev. TREC: one training file, labels `COARSE:fine` (TREC-6 reads the
+    coarse label), dev a held-out share of it. Names: one file per language; train / dev / test a stratified split."""
+    if name == "names":
+        if split not in ("train", "dev", "test"):
+            raise DataError(f"names has splits train, dev and test (seeded, stratified), not '{split}'")
+        return {"kind": "names", "paths": tuple(sorted(base.glob("*.txt"))), "split": split}
+    splits = ("train", "dev") if name == "sst2" else ("train", "dev (held out from train)")
+    if split not in ("train", "dev"):
+        raise DataError(f"{name} has splits {' and '.join(splits)}, not '{split}' (its test set is held out)")
+    if name == "sst2":
+        return {"kind": "labelled", "paths": (base / f"{split}.txt",)}
+    return {"kind": "labelled", "paths": (base / "train.txt",), "label": "coarse", "holdout": True, "split": split}
 
 
 def length_stats(lengths: Sequence[int]) -> dict:
@@ -97,41 +114,12 @@ def corpus_stats(name_or_path: str, data_dir=None, split: str = "train") -> dict
     CoNLL file. Returns {"name", "columns": {column: stats}}.
     """
     path = Path(name_or_path)
-    columns: dict[str, list[list[str]]] = {}
     if name_or_path in CORPORA:
-        files = corpus_files(name_or_path, split, data_dir)
-        kind = files["kind"]
-        if name_or_path == "multi30k":
-            folder = files["paths"][0].parent
-            for f in sorted(folder.glob(f"{split}.*.gz")):
-                columns[f.name.split(".")[-2]] = [line.split() for line in read_lines(f)]
-        elif kind == "parallel":
-            for label, f in zip(("source", "target"), files["paths"]):
-                columns[label] = [line.split() for line in read_lines(f)]
-        elif kind == "text":
-            columns["text"] = [line.split() for line in read_lines(files["paths"][0])]
-        elif kind == "conll":
-            columns["tokens"] = [words for words, _ in read_conll(files["paths"][0])]
-        else:
-            fields = [files["fields"]["source"], files["fields"]["target"]]
-            records = read_jsonl(files["paths"][0], fields)
-            for field in fields:
-                columns[field] = [str(r[field]).split() for r in records]
-    elif path.suffix == ".jsonl":
-        import json
-        check_text_file(path)
-        first = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
-        fields = [k for k, v in first.items() if isinstance(v, str)]
-        for record in read_jsonl(path, fields):
-            for field in fields:
-                columns.setdefault(field, []).append(record[field].split())
+        columns = _corpus_columns(name_or_path, split, data_dir)
+    elif path.exists():
+        columns = _file_columns(path)
     else:
-        lines = read_lines(path)
-        looks_conll = lines and any(line.startswith("-DOCSTART-") for line in lines[:5])
-        if looks_conll:
-            columns["tokens"] = [words for words, _ in read_conll(path)]
-        else:
-            columns["text"] = [line.split() for line in lines]
+        raise DataError(f"'{name_or_path}' is neither a named corpus ({', '.join(CORPORA)}) nor a file")
     if not columns or not any(columns.values()):
         raise DataError(f"{name_or_path}: no data")
     result = {}
@@ -139,3 +127,46 @@ def corpus_stats(name_or_path: str, data_dir=None, split: str = "train") -> dict
         vocab = Counter(w for s in sentences for w in s)
         result[column] = {**length_stats([len(s) for s in sentences]), "vocab": len(vocab)}
     return {"name": str(name_or_path), "split": split, "columns": result}
+
+
+def _corpus_columns(name: str, split: str, data_dir) -> dict[str, list[list[str]]]:
+    """The whitespace tokens of each column of a named corpus's split."""
+    files = corpus_files(name, split, data_dir)
+    kind, paths = files["kind"], files["paths"]
+    if kind == "csv":
+        raise DataError(f"{name} is a time series, not text: see `nmt evaluate forecast --corpus {name}`")
+    if name == "multi30k":
+        found = sorted(paths[0].parent.glob(f"{split}.*.gz"))
+        if not found:
+            splits = sorted({f.name.split(".")[0] for f in paths[0].parent.glob("*.gz")})
+            raise DataError(f"multi30k has no split '{split}' (it has: {', '.join(splits)})")
+        return {f.name.split(".")[-2]: [line.split() for line in read_lines(f)] for f in found}
+    if kind == "parallel":
+        return {label: [line.split() for line in read_lines(f)] for label, f in zip(("source", "target"), paths)}
+    if kind == "text":
+        return {"text": [line.split() for line in read_lines(paths[0])]}
+    if kind == "conll":
+        return {"tokens": [words for words, _ in read_conll(paths[0])]}
+    if kind in ("labelled", "names"):     # the whole file(s), every split of them
+        lines = [line for f in paths for line in read_lines(f)]
+        return {"text": [line.split()[1:] if kind == "labelled" else line.split() for line in lines]}
+    fields = [files["fields"]["source"], files["fields"]["target"]]
+    records = read_jsonl(paths[0], fields)
+    return {field: [str(r[field]).split() for r in records] for field in fields}
+
+
+def _file_columns(path: Path) -> dict[str, list[list[str]]]:
+    """The whitespace tokens of a file: each text field of a JSONL file, the words of a CoNLL file, or lines."""
+    lines = read_lines(path)
+    if path.suffix == ".jsonl":
+        import json
+        try:
+            first = json.loads(next(line for line in lines if line.strip()))
+        except (StopIteration, ValueError):
+            raise DataError(f"{path}: the first record is not valid JSON") from None
+        fields = [k for k, v in first.items() if isinstance(v, str)] if isinstance(first, dict) else []
+        records = read_jsonl(path, fields)
+        return {field: [r[field].split() for r in records] for field in fields}
+    if lines and any(line.startswith("-DOCSTART-") for line in lines[:5]):
+        return {"tokens": [words for words, _ in read_conll(path)]}
+    return {"text": [line.split() for line in lines]}

@@ -107,8 +107,9 @@ def cell_from_charlm(path: str, config: FlowConfig, text: str | None = None):
     (or random characters) -> (cell, inputs (B, T, E), config with the model's sizes)."""
     from dataclasses import replace
 
-    from nmt.charlm import load
-    model, tokenizer, _ = load(path)
+    from nmt.tasks.charlm import TextGenerator
+    generator = TextGenerator.load(path)
+    model, tokenizer = generator.model, generator.tokenizer
     c = model.config
     config = replace(config, cell=c.rnn.cell, hidden=c.rnn.hidden_size, input_size=c.embed_size)
     cell = CELLS[c.rnn.cell](c.embed_size, c.rnn.hidden_size)
@@ -118,6 +119,7 @@ def cell_from_charlm(path: str, config: FlowConfig, text: str | None = None):
     gen = torch.Generator().manual_seed(config.seed)
     if text:
         ids = torch.tensor(tokenizer.encode(text))
+        ids = ids.repeat(config.length // max(1, ids.numel()) + 1)     # a short text is read again and again
         starts = torch.randint(0, max(1, ids.numel() - config.length), (config.batch,), generator=gen)
         chars = torch.stack([ids[s:s + config.length] for s in starts.tolist()])
     else:

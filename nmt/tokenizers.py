@@ -246,6 +246,21 @@ def tokenizer_from_state(state: dict):
     raise TokenizerError(f"unknown tokenizer kind '{kind}'")
 
 
+def encode_text(tokenizer, line: str) -> list[int]:
+    """The ids of one line of text under any tokenizer (word tokenizers split it at whitespace first)."""
+    if isinstance(tokenizer, WordTokenizer):
+        return tokenizer.encode(line.split())[0]
+    if isinstance(tokenizer, VocabTokenizer):
+        return tokenizer.encode(VocabTokenizer.words(line))
+    return tokenizer.encode(line)
+
+
+def decode_text(tokenizer, ids: list[int]) -> str:
+    """One line of text from ids under any tokenizer."""
+    text = tokenizer.decode(ids)
+    return " ".join(text) if isinstance(text, list) else text
+
+
 def train_on_files(files, vocab_size: int, model_type: str = "unigram",
                    character_coverage: float = 1.0) -> tuple[SentencePieceTokenizer, int]:
     """One SentencePiece model over the lines of text files (joint when several); also the number of lines."""
@@ -260,10 +275,13 @@ def save_tokenizer(path, tokenizer, config: dict) -> None:
     ckpt_io.save(path, ckpt_io.Checkpoint("tokenizer", config, {}, {"src": tokenizer.to_state()}))
 
 
-def load_tokenizer(path, side: str):
-    """The `side` tokenizer (src, tgt, chars, words) of a tokenizer or model checkpoint."""
+def load_tokenizer(path, side: str | None = None, default: str = "src"):
+    """The `side` tokenizer (src, tgt, chars, words) of a tokenizer or model checkpoint; without a side, the only
+    one there is, else `default`."""
     from nmt import checkpoint as ckpt_io
     ckpt = ckpt_io.load(path)
+    if side is None:
+        side = next(iter(ckpt.tokenizers)) if len(ckpt.tokenizers) == 1 else default
     if side not in ckpt.tokenizers:
         raise TokenizerError(f"{path} has no '{side}' tokenizer (it has: {', '.join(ckpt.tokenizers) or 'none'})")
     return tokenizer_from_state(ckpt.tokenizers[side])

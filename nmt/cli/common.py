@@ -30,12 +30,6 @@ app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 
 
-def default(cls, name: str):
-    """The default of a config field, for help texts (the config stays the one place it is set)."""
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
-
-
 def model_option(help: str = "Checkpoint (default: the shipped model).") -> object:
     return typer.Option("--model", "--checkpoint", "-m", help=help)
 
@@ -142,15 +136,16 @@ def read_input(texts: list[str] | None, input_file: Path | None) -> list[str]:
 
 def writable(path: Path | None, folder: bool = False) -> Path | None:
     """Fail before any work when `path` cannot be written: a directory given as a file (or a file as a folder),
-    a folder that cannot be made, no permission."""
+    a folder that cannot be made (a file in its way), no permission. Creates nothing."""
     if path is None:
         return None
-    if path.is_dir() != folder and path.exists():
+    if path.exists() and path.is_dir() != folder:
         raise UserError(f"{path} is {'not a folder' if folder else 'a directory'}: cannot write "
                         f"{'into' if folder else 'to'} it")
-    parent = path if folder else path.parent
-    parent.mkdir(parents=True, exist_ok=True)              # an OSError here names the folder (see friendly)
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not existing.is_dir() and existing != path:
+        raise UserError(f"cannot create {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK):
         raise UserError(f"{path}: permission denied (cannot write there)")
     return path
 
@@ -212,7 +207,6 @@ class Run:
     def setup(self, options: dict):
         """The task's setup: defaults <- preset <- config file <- explicit options (None: not given) <- --set."""
         from nmt import tasks
-        writable(self.out_dir or Path("runs") / self.task, folder=True)
         options = {**options, "train.device": self.device, "train.accumulate": self.accumulate}
         overrides = {k: v for k, v in options.items() if v is not None}
         if self.max_steps:
@@ -220,7 +214,9 @@ class Run:
         if self.max_minutes:
             overrides["train.max_minutes"] = self.max_minutes
         overrides.update(parse_sets(self.sets))
-        return tasks.make_setup(self.task, self.preset, self.config, overrides)
+        setup = tasks.make_setup(self.task, self.preset, self.config, overrides)
+        writable(self.out_dir or Path("runs") / self.task, folder=True)
+        return setup
 
     def train(self, setup, train, valid, data_name: str, headers: tuple[str, ...],
               best: Callable[[float], str]) -> None:

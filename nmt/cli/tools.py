@@ -19,8 +19,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(tok_app, name="tokenizer")
 TokModel = Annotated[Optional[Path], typer.Option("--model", "-m", help="Tokenizer or model checkpoint "
                                                   "(default: the shipped translation model).")]
-Side = Annotated[Optional[str], typer.Option(help="src | tgt: which tokenizer of a model checkpoint (encode: src, "
-                                             "decode: tgt).")]
+Side = Annotated[Optional[str], typer.Option(help="src | tgt: which tokenizer of a translation checkpoint (encode: "
+                                             "src, decode: tgt); a checkpoint with one tokenizer uses it.")]
 Lines = Annotated[Optional[list[str]], typer.Argument(help="Lines (else --input or stdin).")]
 
 
@@ -77,7 +77,7 @@ def tokenizer_io(default_side: str):
     def build(model: Path | None, side: str | None, text: list[str] | None, input: Path | None):
         from nmt.tasks import SHIPPED
         from nmt.tokenizers import load_tokenizer
-        return load_tokenizer(model or SHIPPED["translate"], side or default_side), read_input(text, input)
+        return load_tokenizer(model or SHIPPED["translate"], side, default_side), read_input(text, input)
     return option_group("io", build, {"model": (TokModel, None), "side": (Side, None), "text": (Lines, None),
                                       "input": (InputFile, None)})
 
@@ -94,9 +94,10 @@ def tokenizer_encode(
     Example: nmt tokenizer encode "Ein Hund läuft." --ids
     """
     tok, lines = io
+    from nmt.tokenizers import encode_text
     for line in lines:
         if ids or not hasattr(tok, "pieces"):
-            print(" ".join(map(str, tok.encode(line))))
+            print(" ".join(map(str, encode_text(tok, line))))
         else:
             print(" ".join(tok.pieces(line)))
 
@@ -109,6 +110,7 @@ def tokenizer_decode(io):
 
     Example: nmt tokenizer decode "45 9 812 3"
     """
+    from nmt.tokenizers import decode_text
     tok, lines = io
     for line in lines:
         try:
@@ -118,7 +120,7 @@ def tokenizer_decode(io):
         bad = [i for i in ids if not 0 <= i < tok.vocab_size]
         if bad:
             raise UserError(f"id {bad[0]} is outside the vocabulary (0..{tok.vocab_size - 1})")
-        print(tok.decode(ids))
+        print(decode_text(tok, ids))
 
 
 @app.command()

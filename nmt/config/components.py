@@ -118,7 +118,8 @@ class SummaryDecodeConfig:
 
     def __post_init__(self):
         if self.min_len > self.max_len:
-            raise ConfigError(f"min_len ({self.min_len}) must not exceed max_len ({self.max_len})")
+            raise ConfigError(f"min_len ({self.min_len}) must not exceed max_len ({self.max_len}): set both "
+                              "(--min-len, --max-len)")
 
 
 @dataclass
@@ -219,4 +220,62 @@ class ForecastDataConfig:
     missing: Literal["error", "interpolate", "drop"] = "error"   # what to do with empty or NaN cells
     period: Count = 24            # the seasonal-naive baseline repeats the last period (24 steps = a day of hours)
     eval_batch_size: Count = 512  # windows per batch when validating and evaluating
+    eval_per_epoch: Size = 1      # validations per epoch (sets train.eval_every); 0: train.eval_every decides
+
+
+@dataclass
+class ClassifierConfig:
+    """Many-to-one (`classify`): step inputs -> bidirectional RNN -> pooling over the steps -> softmax over labels."""
+    word_vocab_size: Size = 0     # filled in from the tokenizer (unit=word)
+    char_vocab_size: Size = 0     # filled in from the tokenizer
+    unit: Literal["word", "char"] = "word"   # one encoder step reads a word (its embedding and character features)
+    #                               or one character (for single words, e.g. surnames)
+    word_embed: Size = 300        # unit=word: normalised-word embedding size (lowercased, digits as 0); 0: none
+    char_embed: Count = 32        # character embedding size
+    char_features: Literal["cnn", "none"] = "cnn"   # unit=word: a max-pooled character CNN over each word
+    char_hidden: Count = 64       # character CNN filters
+    rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="lstm", hidden_size=150, bidirectional=True))
+    pooling: Literal["attention", "max", "mean", "last"] = "attention"   # steps -> one vector: additive attention,
+    #                               max or mean over the steps, or the two directions' final states
+    attention_size: Count = 128   # pooling=attention: hidden size of the scorer
+    emb_dropout: Fraction = 0.3   # on the step inputs
+    dropout: Fraction = 0.5       # on the pooled vector
+    word_dropout: Fraction = 0.3  # training, unit=word: a word seen once becomes <unk> with this probability
+
+
+@dataclass
+class ClassifyDataConfig:
+    tokenize: Literal["ptb", "whitespace"] = "ptb"   # unit=word: words of a text (ptb: punctuation, n't and 's
+    #                               split off, brackets as -lrb- / -rrb-, as SST-2 and TREC are written)
+    lowercase: bool = False       # lowercase texts first (SST-2 is lowercased)
+    max_tokens: Count = 256       # longer texts are cut to their first max_tokens steps (the command line says so)
+    max_word_chars: Count = 20    # characters of a word the character CNN reads
+    eval_batch_size: Count = 512  # texts per batch when classifying
+    select: Literal["accuracy", "macro_f1"] = "accuracy"   # the dev score that picks best.pt and stops early
+    eval_per_epoch: Size = 1      # validations per epoch (sets train.eval_every); 0: train.eval_every decides
+    dev_share: Fraction = 0.1     # corpora without a dev split: the seeded share of train (names: of each label)
+    #                               that validates
+    test_share: Fraction = 0.1    # names: the seeded share of each language held out as the test split
+    split_seed: int = 1           # seed of those splits
+
+
+@dataclass
+class NameGenConfig:
+    """One-to-many (`namegen`): the condition x^0 (a language) is the input of step 0, with a zero previous state,
+    so a^0 depends on the condition alone; each later step reads the previous character; the output is the next
+    character, up to the end symbol."""
+    vocab_size: Size = 0          # filled in from the tokenizer (characters and specials)
+    embed_size: Count = 64        # E: characters and conditions share one input table (conditions after the chars)
+    rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="gru", hidden_size=256, num_layers=2,
+                                                            bidirectional=False, dropout=0.2))
+    dropout: Fraction = 0.2       # on the RNN output
+
+
+@dataclass
+class NameGenDataConfig:
+    conditional: bool = True      # False: every name gets the one condition <any> (the unconditional baseline)
+    max_len: Count = 40           # names longer than this (characters) are left out of training
+    dev_share: Fraction = 0.1     # as ClassifyDataConfig: the same seeded split as `classify --corpus names`
+    test_share: Fraction = 0.1
+    split_seed: int = 1
     eval_per_epoch: Size = 1      # validations per epoch (sets train.eval_every); 0: train.eval_every decides

@@ -45,10 +45,10 @@ def split_text(text: str, train_share: float = 0.9) -> tuple[str, str]:
 
 def stream_chunks(ids: Tensor, streams: int, unroll: int, offset: int = 0) -> list[Chunk]:
     """Cut a 1-D id tensor into `streams` contiguous rows and walk them `unroll` steps at a time."""
-    ids = ids[offset:]
+    length, ids = ids.numel(), ids[offset:]
     per_stream = (ids.numel() - 1) // streams
     if per_stream < 1:
-        raise DataError(f"a text of {ids.numel()} characters is too short for {streams} streams of training or "
+        raise DataError(f"a text of {length} characters is too short for {streams} streams of training or "
                         "validation (give a longer text, or fewer data.streams / data.val_streams)")
     x = ids[: streams * per_stream].view(streams, per_stream)                        # (B, N)
     y = ids[1: streams * per_stream + 1].view(streams, per_stream)                   # (B, N)

@@ -1,13 +1,14 @@
-"""Encoder-decoder: shapes, padding invariance, fused == scratch, greedy == beam 1, overfitting, checkpoints."""
+"""The encoder-decoder (models/seq2seq.py): shapes, padding invariance, fused == scratch, teacher forcing ==
+step by step, overfitting, checkpoint round trips, tied embeddings, the decoding input table."""
 import pytest
 import torch
 
 from nmt import checkpoint as ckpt_io
-from nmt.config import DecodeConfig, RNNConfig, Seq2SeqConfig
-from nmt.data import make_seq2seq_batch, pad
-from nmt.decoding import beam_search, greedy
+from nmt.config import RNNConfig, Seq2SeqConfig, from_dict, to_dict
+from nmt.data import make_seq2seq_batch
+from nmt.decoding import beam_search
 from nmt.models.seq2seq import Seq2Seq
-from nmt.translation import smoothed_loss
+from nmt.tasks.translate import smoothed_loss
 
 V = 23
 
@@ -78,40 +79,16 @@ def test_teacher_forcing_equals_step_by_step():
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_fused_equals_scratch(cell):
-    fused, scratch = tiny(cell=cell), tiny(cell=cell, impl="scratch")
-    scratch.load_state_dict(fused.state_dict())
+@pytest.mark.parametrize("other", ["torch", "scratch"])
+@pytest.mark.parametrize("feeding", [False, True])
+def test_fused_equals_other_impls(cell, other, feeding):
+    """One state dict, three implementations, the same logits (training mode without dropout, and eval)."""
+    fused, model = tiny(cell=cell, input_feeding=feeding), tiny(cell=cell, impl=other, input_feeding=feeding)
+    model.load_state_dict(fused.state_dict())
     src, lengths, tgt = torch.randint(4, V, (3, 6)), torch.tensor([6, 3, 1]), torch.randint(4, V, (3, 4))
-    assert torch.allclose(fused(src, lengths, tgt), scratch(src, lengths, tgt), atol=1e-5)
-
-
-@pytest.mark.parametrize("input_feeding", [False, True])
-def test_greedy_equals_beam_one(input_feeding):
-    model = tiny(input_feeding=input_feeding)
-    src, lengths = torch.randint(4, V, (4, 6)), torch.tensor([6, 5, 3, 1])
-    g = greedy(model, src, lengths, 1, 2, max_len_ratio=2.0)
-    b = beam_search(model, src, lengths, 1, 2, beam=1, alpha=0.0)
-    assert [h[0].tokens for h in g] == [h[0].tokens for h in b]
-
-
-def test_beam_batched_equals_one_by_one():
-    model = tiny()
-    src, lengths = torch.randint(4, V, (3, 6)), torch.tensor([6, 4, 2])
-    batched = beam_search(model, src, lengths, 1, 2, beam=4, n_best=2)
-    for i in range(3):
-        alone = beam_search(model, src[i:i + 1, : lengths[i]], lengths[i:i + 1], 1, 2, beam=4, n_best=2)
-        assert [h.tokens for h in alone[0]] == [h.tokens for h in batched[i]]
-        assert alone[0][0].score == pytest.approx(batched[i][0].score, abs=1e-4)
-    assert all(len(h) == 2 and h[0].score >= h[1].score for h in batched)
-
-
-def test_beam_rejects_bad_sizes():
-    model = tiny()
-    src, lengths = torch.randint(4, V, (1, 3)), torch.tensor([3])
-    with pytest.raises(ValueError, match="beam"):
-        beam_search(model, src, lengths, 1, 2, beam=0)
-    with pytest.raises(ValueError, match="n-best"):
-        beam_search(model, src, lengths, 1, 2, beam=2, n_best=3)
+    assert torch.allclose(fused(src, lengths, tgt), model(src, lengths, tgt), atol=1e-5)
+    fused.train(), model.train()
+    assert torch.allclose(fused(src, lengths, tgt), model(src, lengths, tgt), atol=1e-5)
 
 
 def test_overfits_tiny_batch():
@@ -135,10 +112,8 @@ def test_overfits_tiny_batch():
 def test_checkpoint_round_trip_same_outputs(tmp_path):
     model = tiny()
     path = tmp_path / "m.pt"
-    from nmt.config import to_dict
     ckpt_io.save(path, ckpt_io.Checkpoint("translate", {"model": to_dict(model.config)}, model.state_dict()))
     loaded = ckpt_io.load(path, task="translate")
-    from nmt.config import from_dict
     again = Seq2Seq(from_dict(Seq2SeqConfig, loaded.config["model"])).eval()
     again.load_state_dict(loaded.model)
     src, lengths = torch.randint(4, V, (2, 5)), torch.tensor([5, 3])
@@ -167,56 +142,6 @@ def test_input_feeding_loop_matches_torch_module(cell):
         feed, _ = model._attend(out, enc)
         vectors.append(feed)
     assert torch.allclose(logits, model.output(torch.cat(vectors, 1)), atol=1e-5)
-
-
-def test_bahdanau_matches_the_tanh_formula_with_gradients():
-    """The sigmoid form of the additive score gives the textbook softmax(v . tanh(W_q q + W_k k)) and its gradients."""
-    from nmt.models.attention import Attention
-    torch.manual_seed(0)
-    att = Attention("bahdanau", 6, 10, attention_size=5).double()
-    query, memory = torch.randn(3, 4, 6, dtype=torch.double), torch.randn(3, 7, 10, dtype=torch.double)
-    mask = torch.arange(7)[None, :] < torch.tensor([7, 5, 2])[:, None]
-    context, weights = att(query, att.keys(memory), memory, mask)
-    scores = torch.tanh(att.query_proj(query)[:, :, None] + att.key_proj(memory)[:, None]) @ att.v.weight[0]
-    ref_weights = torch.softmax(scores.masked_fill(~mask[:, None], float("-inf")), -1)           # (B, T, S)
-    ref_context = ref_weights @ memory
-    assert torch.allclose(weights, ref_weights, atol=1e-12) and torch.allclose(context, ref_context, atol=1e-12)
-    params = list(att.parameters())
-    grads = torch.autograd.grad(context.square().sum(), params)
-    ref_grads = torch.autograd.grad(ref_context.square().sum(), params)
-    for g, r in zip(grads, ref_grads):
-        assert torch.allclose(g, r, atol=1e-10)
-
-
-@pytest.mark.parametrize("V,k", [(6000, 5), (6000, 1), (8000, 4), (23, 3), (300, 2)])
-def test_topk_rows_equals_torch_topk(V, k):
-    from nmt.decoding import topk_rows
-    torch.manual_seed(V + k)
-    x = torch.randn(37, V).log_softmax(-1)
-    values, index = topk_rows(x, k)
-    ref_values, ref_index = x.topk(k, dim=-1)
-    assert torch.equal(values, ref_values) and torch.equal(index, ref_index)
-
-
-def test_beam_step_equals_the_top_k_of_all_candidates():
-    """Each row offering its own top K gives the K best of all K*V candidates; forced rows offer only EOS."""
-    from nmt.decoding import _best_extensions
-    torch.manual_seed(0)
-    R, K, V, eos = 4, 3, 50, 2
-    scores = torch.randn(R * K) - 5
-    logp = torch.randn(R * K, V).log_softmax(-1)
-    done = torch.zeros(R * K, dtype=torch.bool)
-    done[[1, 4]] = True
-    forced = done.clone()
-    forced[7] = True                                        # at its length cap: EOS at its own cost
-    origin, token, best = _best_extensions(scores, logp, forced, done, eos, K)
-    ref = logp.clone()
-    ref[forced] = float("-inf")
-    ref[forced, eos] = torch.where(done[forced], 0.0, logp[forced, eos])
-    top, idx = (scores[:, None] + ref).view(R, K * V).topk(K, dim=-1)
-    assert torch.allclose(best, top.view(-1))
-    assert torch.equal(origin, (idx // V + torch.arange(R)[:, None] * K).view(-1))
-    assert torch.equal(token, (idx % V).view(-1))
 
 
 @pytest.mark.parametrize("kw", [dict(cell="gru"), dict(cell="lstm"), dict(cell="gru", input_feeding=True),

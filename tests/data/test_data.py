@@ -1,4 +1,5 @@
-"""Reading corpora (errors name the file and line), locating corpora, bucketing, padding and batches."""
+"""Reading files (errors name the file and line), lines, CoNLL rows, bucketing, padding, batches and the
+memory-mapped corpora of nmt/data.py."""
 import gzip
 import json
 import random
@@ -8,10 +9,19 @@ import pytest
 import torch
 
 from nmt import data
-from nmt.data import (DataError, bucket_batches, corpus_files, data_root, length_stats, make_seq2seq_batch, pad,
-                      read_conll, read_jsonl, read_lines, read_parallel)
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from nmt.data import (
+    DataError,
+    bucket_batches,
+    conll_words,
+    make_seq2seq_batch,
+    pad,
+    read_conll,
+    read_conll_rows,
+    read_jsonl,
+    read_lines,
+    read_parallel,
+    split_lines,
+)
 
 
 def write_gz(path: Path, text: str) -> Path:
@@ -79,9 +89,9 @@ def test_invalid_utf8_names_file_and_line(tmp_path, gz):
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.txt"
-    with pytest.raises(DataError, match="not found") as err:
+    with pytest.raises(DataError) as err:
         read_lines(path)
-    assert str(path) in str(err.value)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_broken_gzip(tmp_path):
@@ -259,89 +269,6 @@ def test_make_seq2seq_batch():
     assert batch.num_tgt_tokens == sum(len(t) + 1 for t in tgt)
 
 
-def test_length_stats():
-    values = list(range(1, 101))
-    random.Random(0).shuffle(values)
-    stats = length_stats(values)
-    assert stats == {"count": 100, "total": 5050, "mean": 50.5, "min": 1, "p50": 50, "p90": 90, "p99": 99,
-                     "max": 100}
-    assert length_stats([7])["p50"] == length_stats([7])["p99"] == 7
-    assert length_stats([]) == {"count": 0, "total": 0}
-
-
-# --- locating corpora ---------------------------------------------------------------------------------------
-
-def test_data_root_explicit_dir(tmp_path, monkeypatch):
-    monkeypatch.delenv("NMT_DATA", raising=False)
-    (tmp_path / "toy_corpus").mkdir()
-    assert data_root("toy_corpus", tmp_path) == tmp_path
-    assert data_root("toy_corpus", str(tmp_path)) == tmp_path
-
-
-def test_data_root_env(tmp_path, monkeypatch):
-    (tmp_path / "env_corpus").mkdir()
-    monkeypatch.setenv("NMT_DATA", str(tmp_path))
-    assert data_root("env_corpus") == tmp_path
-
-
-def test_data_root_explicit_dir_wins_over_env(tmp_path, monkeypatch):
-    explicit, env = tmp_path / "explicit", tmp_path / "env"
-    for root in (explicit, env):
-        (root / "toy_corpus").mkdir(parents=True)
-    monkeypatch.setenv("NMT_DATA", str(env))
-    assert data_root("toy_corpus", explicit) == explicit
-
-
-def test_data_root_absent_names_corpus(tmp_path, monkeypatch):
-    monkeypatch.delenv("NMT_DATA", raising=False)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match="no_such_corpus"):
-        data_root("no_such_corpus")
-    with pytest.raises(DataError, match="no_such_corpus") as err:
-        data_root("no_such_corpus", tmp_path)
-    assert str(tmp_path) in str(err.value)
-
-
-def test_corpus_files_multi30k(tmp_path):
-    (tmp_path / "multi30k").mkdir()
-    raw = tmp_path / "multi30k" / "raw"
-    assert corpus_files("multi30k", "train", tmp_path) == {"kind": "parallel",
-                                                           "paths": (raw / "train.de.gz", raw / "train.en.gz")}
-    assert corpus_files("multi30k", "val", tmp_path, src="en", tgt="fr")["paths"] == (raw / "val.en.gz",
-                                                                                      raw / "val.fr.gz")
-
-
-def test_corpus_files_unknown_corpus():
-    with pytest.raises(DataError, match="unknown corpus 'wikipedia'"):
-        corpus_files("wikipedia")
-
-
-# --- real slices (skipped where shared/data is absent) ------------------------------------------------------
-
-def shared(*parts) -> Path:
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    return path
-
-
-def test_real_multi30k_val():
-    shared("multi30k", "raw", "val.de.gz")
-    files = corpus_files("multi30k", "val", SHARED)
-    pairs = read_parallel(*files["paths"])
-    assert len(pairs) == 1014
-    assert all(de.strip() and en.strip() for de, en in pairs)
-
-
-def test_real_wnut17_dev():
-    path = shared("wnut17", "emerging.dev.conll")
-    sentences = read_conll(path)
-    assert len(sentences) == 1009
-    assert all(len(words) == len(tags) for words, tags in sentences)
-    assert {t[0] for _, tags in sentences for t in tags} <= {"B", "I", "O"}
-
-
-
 # --- corpora on disk (memory-mapped Arrow) ------------------------------------------------------------------------
 
 def test_parallel_corpus_is_arrow_backed_and_equals_the_list(tmp_path):
@@ -374,3 +301,56 @@ def test_read_lines_names_a_bad_line_past_the_first_megabyte(tmp_path):
     path.write_bytes(("é" * 300 + "\n").encode() * 2000 + b"bad \xff\n")      # ~1.2 MB: the error is in block 2
     with pytest.raises(DataError, match="line 2001 is not valid UTF-8"):
         read_lines(path)
+
+
+# --- lines --------------------------------------------------------------------------------------------------------
+
+def test_split_lines_breaks_only_at_newlines():
+    """\x0c, \x1c-\x1e, \x85, \u2028 and \u2029 (which str.splitlines breaks at) stay inside their line."""
+    inside = ["page\x0cbreak", "next\x85line", "line\u2028separator", "para\u2029graph", "file\x1cgroup\x1d\x1e"]
+    assert split_lines("\n".join(inside) + "\n") == inside
+    assert split_lines("\r\n".join(inside)) == inside                  # \r\n too, with or without a final break
+    assert split_lines("dos\r\nunix\nmac\rstays\n") == ["dos", "unix", "mac\rstays"]   # a lone \r is no break
+
+
+def test_split_lines_final_newline_and_blank_lines():
+    assert split_lines("") == [] and split_lines("\n") == [""] and split_lines("\r\n") == [""]
+    assert split_lines("one") == ["one"] and split_lines("one\n") == ["one"]
+    assert split_lines("a\n\nb\n\n") == ["a", "", "b", ""]
+
+
+def test_read_lines_keeps_unicode_separators_inside_lines(tmp_path):
+    path = tmp_path / "odd.txt"
+    path.write_text("a\x0cb\nc\x85d\ne\u2028f\r\ng\n", encoding="utf-8")
+    assert read_lines(path) == ["a\x0cb", "c\x85d", "e\u2028f", "g"]
+    assert read_lines(path) == split_lines(path.read_text(encoding="utf-8"))
+
+
+# --- CoNLL rows ---------------------------------------------------------------------------------------------------
+
+def test_read_conll_rows_keeps_every_column_and_conll_words_the_first(tmp_path):
+    path = tmp_path / "ner.txt"
+    path.write_text(CONLL, encoding="utf-8")
+    rows = read_conll_rows(path)
+    assert rows == [["EU NNP B-NP B-ORG", "rejects VBZ B-VP O"], ["Peter NNP B-NP B-PER", "Blackburn NNP I-NP I-PER"],
+                    ["BRUSSELS NNP B-NP B-LOC"]]
+    assert conll_words(path) == [["EU", "rejects"], ["Peter", "Blackburn"], ["BRUSSELS"]]
+    words_only = tmp_path / "words.txt"                 # one column: enough to tag, not to train
+    words_only.write_text("EU\nrejects\n\nPeter\n", encoding="utf-8")
+    assert conll_words(words_only) == [["EU", "rejects"], ["Peter"]]
+    with pytest.raises(DataError, match="1 column"):
+        read_conll(words_only)
+
+
+def test_check_text_file(tmp_path):
+    path = tmp_path / "ok.txt"
+    path.write_text("héllo\n", encoding="utf-8")
+    assert data.check_text_file(path) == len("héllo\n".encode())
+    gz = write_gz(tmp_path / "ok.gz", "héllo\n")
+    assert data.check_text_file(gz) == len("héllo\n".encode())       # the size of the text, not of the file
+    with pytest.raises(DataError, match="missing.txt"):
+        data.check_text_file(tmp_path / "missing.txt")
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes("ok\né".encode()[:-1])                              # a character cut at the end of the file
+    with pytest.raises(DataError, match="line 2 is not valid UTF-8"):
+        data.check_text_file(cut)

@@ -1,15 +1,17 @@
-"""The shared trainer: exact resume, early stopping, schedules, metrics log."""
+"""The trainer with a real task (translation): exact resume, metrics log, early stopping, kept checkpoints."""
 import json
-import math
 import random
 
 import pytest
 import torch
 
-from nmt.config import OptimConfig
+from nmt import checkpoint as ckpt_io
+from nmt.config import ConfigError
+from nmt.runs import kept_checkpoints
+from nmt.tasks import make_setup
+from nmt.tasks.translate import TranslationTask, build_model
 from nmt.tokenizers import SentencePieceTokenizer
-from nmt.training import Trainer, learning_rate
-from nmt.translation import TranslationTask, build_model, make_setup
+from nmt.training import Trainer
 
 WORDS = "a b c d e f g h i j k l".split()
 
@@ -25,7 +27,7 @@ def corpus():
 
 def run(corpus, out, max_steps, **overrides):
     pairs, toks = corpus
-    setup = make_setup("tiny", overrides={"train.max_steps": max_steps, "train.eval_every": 3,
+    setup = make_setup("translate", "tiny", overrides={"train.max_steps": max_steps, "train.eval_every": 3,
                                           "train.batch_tokens": 60, "train.log_every": 1, **overrides})
     task = TranslationTask(setup, toks, pairs, pairs[:8])
     torch.manual_seed(setup.train.seed)
@@ -57,25 +59,14 @@ def test_metrics_log_and_checkpoints(corpus, tmp_path):
 
 
 def test_early_stopping(corpus, tmp_path):
-    # lr 0: the score never improves after the first validation, so patience 2 stops at the third
-    _, state = run(corpus, tmp_path, 100, **{"train.patience": 2, "train.optim.lr": 0.0})
+    # lr 1e-12 (0 is refused): the weights cannot move, so the score never improves after the first validation
+    # and patience 2 stops at the third
+    _, state = run(corpus, tmp_path, 100, **{"train.patience": 2, "train.optim.lr": 1e-12,
+                                             "train.optim.schedule": "constant"})
     assert state.stopped == "early_stopping" and state.step == 9
 
 
-def test_learning_rate_schedules():
-    warm = OptimConfig(lr=1.0, warmup_steps=10, schedule="inverse_sqrt")
-    assert learning_rate(warm, 0, 1.0) == pytest.approx(0.1)
-    assert learning_rate(warm, 40, 1.0) == pytest.approx(0.5)
-    cosine = OptimConfig(lr=1.0, min_lr=0.0, schedule="cosine")
-    assert learning_rate(cosine, 50, 1.0, total_steps=100) == pytest.approx(0.5)
-    plateau = OptimConfig(lr=1.0, min_lr=0.1, schedule="plateau")
-    assert learning_rate(plateau, 5, 0.5) == 0.5 and learning_rate(plateau, 5, 0.01) == 0.1
-    assert not math.isnan(learning_rate(OptimConfig(schedule="constant"), 3, 1.0))
-
-
 def test_keep_checkpoints_keeps_the_last_n_validations(corpus, tmp_path):
-    from nmt import checkpoint as ckpt_io
-    from nmt.training import kept_checkpoints
     run(corpus, tmp_path, 12, **{"train.keep_checkpoints": 2})       # validations at 3, 6, 9, 12
     kept = kept_checkpoints(tmp_path)
     assert [p.name for p in kept] == ["step-9.pt", "step-12.pt"]
@@ -85,6 +76,5 @@ def test_keep_checkpoints_keeps_the_last_n_validations(corpus, tmp_path):
 
 
 def test_negative_keep_checkpoints_is_a_config_error(corpus, tmp_path):
-    from nmt.config import ConfigError
-    with pytest.raises(ConfigError, match="keep_checkpoints"):
+    with pytest.raises(ConfigError, match="config key 'train.keep_checkpoints' must be >= 0, got -1"):
         run(corpus, tmp_path, 2, **{"train.keep_checkpoints": -1})

@@ -5,8 +5,21 @@ import unicodedata
 import pytest
 import torch
 
-from nmt.tokenizers import (BOS, EOS, PAD, SPECIALS, UNK, CharTokenizer, SentencePieceTokenizer,
-                            TokenizerError, WordTokenizer, tokenizer_from_state)
+from nmt.tokenizers import (
+    BOS,
+    EOS,
+    PAD,
+    SPECIALS,
+    UNK,
+    CharTokenizer,
+    SentencePieceTokenizer,
+    TokenizerError,
+    VocabTokenizer,
+    WordTokenizer,
+    load_tokenizer,
+    save_tokenizer,
+    tokenizer_from_state,
+)
 
 WORDS = ("a the dog cat man woman child runs sits plays in on park house garden red blue big small "
          "ball water street looks at with".split())
@@ -181,6 +194,54 @@ def test_word_empty_input():
         WordTokenizer.train([[], []])
 
 
+# --- words with per-document extensions (the summariser) -----------------------------------------------------
+
+def test_vocab_tokenizer_train_counts_and_specials():
+    tok = VocabTokenizer.train(["The cat sat.", "the cat ran!", "a dog"], max_size=100, min_count=2)
+    assert tok.itos == ["<pad>", "<s>", "</s>", "<unk>", "cat", "the"]          # count, then alphabetical
+    assert VocabTokenizer.words("Re: Q3 budget, e-mail bob@x.com!") == \
+        ["re", ":", "q3", "budget", ",", "e-mail", "bob@x.com", "!"]
+    capped = VocabTokenizer.train(["a a a b b c"], max_size=5, min_count=1)
+    assert capped.itos[4:] == ["a"] and capped.vocab_size == 5
+
+
+def test_vocab_tokenizer_extended_round_trip():
+    tok = VocabTokenizer(["the", "cat", "sat", "on", ",", "."])
+    words = VocabTokenizer.words("The cat sat on Zorblax's mat, zorblax's mat.")
+    ids, oovs = tok.encode_extended(words)
+    assert oovs == ["zorblax's", "mat"]
+    v = tok.vocab_size
+    assert ids == [4, 5, 6, 7, v, v + 1, 8, v, v + 1, 9]                # a repeated OOV keeps its id
+    assert tok.encode(words) == [i if i < v else UNK for i in ids]
+    assert tok.decode(ids, oovs) == "the cat sat on zorblax's mat, zorblax's mat."
+    assert tok.decode_words(ids, oovs)[4] == "zorblax's"
+    assert tok.decode([BOS, 4, UNK, PAD, EOS]) == "the <unk>"             # specials dropped, <unk> spelled
+    more, same = tok.encode_extended(["mat", "hat"], oovs)                # extends the list in place
+    assert more == [v + 1, v + 2] and same is oovs and oovs[-1] == "hat"
+
+
+def test_vocab_tokenizer_state_round_trip_and_empty_input():
+    tok = VocabTokenizer.train(["the cat sat on the mat", "the cat ran"], min_count=1)
+    back = tokenizer_from_state(tok.to_state())
+    assert isinstance(back, VocabTokenizer) and back.itos == tok.itos
+    words = VocabTokenizer.words("the dog sat")
+    assert back.encode_extended(words) == tok.encode_extended(words)
+    for texts in ([], ["", "   "]):
+        with pytest.raises(TokenizerError, match="empty"):
+            VocabTokenizer.train(texts)
+
+
 def test_unknown_state_kind():
     with pytest.raises(TokenizerError, match="bytes"):
         tokenizer_from_state({"kind": "bytes"})
+
+
+def test_saved_tokenizer_loads_alone_or_from_a_model_checkpoint(tmp_path, translate_model):
+    tok = SentencePieceTokenizer.train(iter(sentences()), vocab_size=60)
+    save_tokenizer(tmp_path / "spm.pt", tok, {"vocab_size": 60})
+    again = load_tokenizer(tmp_path / "spm.pt", "src")
+    assert again.encode_batch(sentences(5)) == tok.encode_batch(sentences(5))
+    with pytest.raises(TokenizerError, match="no 'tgt' tokenizer .*it has: src"):
+        load_tokenizer(tmp_path / "spm.pt", "tgt")
+    src, tgt = load_tokenizer(translate_model.checkpoint, "src"), load_tokenizer(translate_model.checkpoint, "tgt")
+    assert src.encode("der hund") == tgt.encode("der hund")           # the tiny model's joint vocabulary

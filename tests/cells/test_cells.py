@@ -6,8 +6,7 @@ from torch.autograd import gradcheck
 from torch.func import functional_call
 
 from nmt.config import RNNConfig
-from nmt.models.cells import (GRUCell, LSTMCell, RNNCell, ScratchRNN, gru_cell, linear_rnn_bptt, lstm_cell,
-                              rnn_cell)
+from nmt.models.cells import GRUCell, LSTMCell, RNNCell, ScratchRNN, gru_cell, linear_rnn_bptt, lstm_cell, rnn_cell
 from nmt.models.rnn import Recurrent
 
 B, S, I, H = 3, 5, 4, 5
@@ -15,15 +14,6 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 TORCH_RNN = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 TORCH_CELL = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 CELL_FN = {"rnn": rnn_cell, "lstm": lstm_cell, "gru": gru_cell}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tensors here are tiny: intra-op threads only add overhead, and stall badly when other work holds the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def close(a, b, **tol):
@@ -83,10 +73,12 @@ def test_scratch_relu_rnn_matches_torch():
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("given_hx", [False, True], ids=["zero_hx", "hx"])
-def test_recurrent_scratch_matches_fused_packed(cell, layers, bidirectional, given_hx):
-    """With padding, scratch (masked loop) equals fused (torch over packed sequences), one shared state dict."""
+@pytest.mark.parametrize("kernels", ["fused", "torch"])
+def test_recurrent_scratch_matches_torch_kernels_packed(cell, layers, bidirectional, given_hx, kernels):
+    """With padding, scratch (masked loop) equals torch's kernels over packed sequences (impl fused or torch),
+    one shared state dict."""
     torch.manual_seed(0)
-    fused = Recurrent(RNNConfig(cell=cell, impl="fused", hidden_size=H, num_layers=layers,
+    fused = Recurrent(RNNConfig(cell=cell, impl=kernels, hidden_size=H, num_layers=layers,
                                 bidirectional=bidirectional), I)
     scratch = Recurrent(RNNConfig(cell=cell, impl="scratch", hidden_size=H, num_layers=layers,
                                   bidirectional=bidirectional), I)
@@ -280,7 +272,7 @@ def test_linear_rnn_bptt_equals_autograd(with_a0):
 # --- 5. padding invariance ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("impl", ["fused", "scratch"])
+@pytest.mark.parametrize("impl", ["fused", "torch", "scratch"])
 def test_padding_invariance(cell, impl):
     """Each sequence gives the same outputs and final states alone as inside a right-padded batch."""
     torch.manual_seed(0)
@@ -303,7 +295,7 @@ def test_padding_invariance(cell, impl):
 def test_unknown_cell_raises():
     with pytest.raises(ValueError, match="unknown cell 'transformer'"):
         ScratchRNN("transformer", I, H)
-    for impl in ("fused", "scratch"):
+    for impl in ("fused", "torch", "scratch"):
         with pytest.raises(ValueError, match="unknown cell 'lstmm'"):
             Recurrent(RNNConfig(cell="lstmm", impl=impl, hidden_size=H), I)
 
