@@ -87,8 +87,10 @@ def load(path: str | Path, task: str | None = None) -> Checkpoint:
     """Read a checkpoint; with `task`, refuse a checkpoint of another task. Errors are one-line CheckpointErrors."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path} is a directory, not a checkpoint" if path.is_dir()
-                              else f"checkpoint not found: {path}")
+        from nmt.data import what_is
+        kind = what_is(path)
+        raise CheckpointError(f"checkpoint not found: {path}" if kind == "no such file"
+                              else f"{path} is {kind}, not a checkpoint")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # zip, pickle and unpickler errors all mean the same to a user

@@ -162,8 +162,9 @@ def _lines(n: int) -> str:
     return f"{n} line" if n == 1 else f"{n} lines"
 
 
-def read_jsonl(path: str | Path, fields: Sequence[str]) -> list[dict]:
-    """Records of a JSONL file keeping `fields`; invalid JSON or a missing field names the line."""
+def read_jsonl(path: str | Path, fields: Sequence[str], text_fields: Sequence[str] | None = None) -> list[dict]:
+    """Records of a JSONL file keeping `fields`; invalid JSON, a missing field or a field of `text_fields` (default:
+    all of them) that is not text names the line."""
     import json
     check_text_file(path)
     records = []
@@ -180,7 +181,7 @@ def read_jsonl(path: str | Path, fields: Sequence[str]) -> list[dict]:
             missing = [k for k in fields if k not in record]
             if missing:
                 raise DataError(f"{path}: line {n} has no field '{missing[0]}'")
-            wrong = [k for k in fields if not isinstance(record[k], str)]
+            wrong = [k for k in (fields if text_fields is None else text_fields) if not isinstance(record[k], str)]
             if wrong:
                 raise DataError(f"{path}: line {n}: field '{wrong[0]}' holds {type(record[wrong[0]]).__name__}, "
                                 "not text")

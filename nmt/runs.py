@@ -47,15 +47,13 @@ def average_kept(path: str | Path, n: int) -> tuple[ckpt_io.Checkpoint, list[Pat
 
 
 def start_run(setup, run_dir: str | Path, task: str, setup_cls, callbacks=()):
-    """Memory settings, process group, threads and seed for a run, the run folder's lock, then `load_run`: (the
-    run's setup, its tokenizers), or (setup, None) if new; what a resume keeps and takes goes to the callbacks'
-    `on_note`. Under torchrun every rank calls this; the processes of one machine share its cores."""
+    """Memory settings, process group, threads and seed for a run, then `load_run`: (the run's setup, its
+    tokenizers), or (setup, None) if new; what a resume keeps and takes goes to the callbacks' `on_note`. Under
+    torchrun every rank calls this; the processes of one machine share its cores."""
     allocator.configure()
     ctx = dist_io.init(setup.train.device)
     set_threads(setup.train.threads, ctx.local_world)
     torch.manual_seed(setup.train.seed)      # same seed, same initial weights
-    if ctx.is_main:
-        RunLock(run_dir).acquire()
     resumed = load_run(run_dir, task, setup_cls, setup)
     if not resumed:
         return setup, None
@@ -67,8 +65,11 @@ def start_run(setup, run_dir: str | Path, task: str, setup_cls, callbacks=()):
 
 
 def fit_run(model: nn.Module, task: Task, config: TrainConfig, run_dir: str | Path, callbacks=()):
-    """Train (resuming from run_dir/last.pt when it exists) -> (final state, run_dir); releases the run's lock."""
+    """Train (resuming from run_dir/last.pt when it exists) -> (final state, run_dir), holding the run folder's
+    lock throughout (a second run on the folder is refused)."""
     ctx = dist_io.init(config.device)
+    if ctx.is_main:
+        RunLock(run_dir).acquire()
     try:
         trainer = Trainer(model, task, config, run_dir, list(callbacks), ctx)
         trainer.resume()
@@ -169,7 +170,7 @@ def _differences(saved: dict, new: dict, prefix: str = "") -> tuple[dict, dict]:
         if isinstance(value, dict):
             k, t = _differences(value, new.get(key, {}), dotted + ".")
             kept, taken = kept | k, taken | t
-        elif key not in FILLED and new.get(key) != value:
+        elif not (dotted.startswith("model.") and key in FILLED) and new.get(key) != value:
             run_option = dotted.startswith("train.") and key in RUN_OPTIONS
             (taken if run_option else kept)[dotted] = (value, new.get(key))
     return kept, taken

@@ -233,8 +233,18 @@ class VocabTokenizer:
 
 
 def tokenizer_from_state(state: dict):
-    """Rebuild a tokenizer from `to_state()` output."""
-    kind = state.get("kind")
+    """Rebuild a tokenizer from `to_state()` output; a TokenizerError when the state is damaged."""
+    try:
+        return _from_state(state)
+    except TokenizerError:
+        raise
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise TokenizerError(f"a damaged tokenizer in the checkpoint ({reason})") from None
+
+
+def _from_state(state: dict):
+    kind = state.get("kind") if isinstance(state, dict) else None
     if kind == "sentencepiece":
         return SentencePieceTokenizer(state["model"].numpy().tobytes())
     if kind == "char":
@@ -280,8 +290,15 @@ def load_tokenizer(path, side: str | None = None, default: str = "src"):
     one there is, else `default`."""
     from nmt import checkpoint as ckpt_io
     ckpt = ckpt_io.load(path)
+    try:
+        return _side(ckpt, side, default)
+    except TokenizerError as exc:
+        raise TokenizerError(f"{path}: {exc}") from None
+
+
+def _side(ckpt, side: str | None, default: str):
     if side is None:
         side = next(iter(ckpt.tokenizers)) if len(ckpt.tokenizers) == 1 else default
     if side not in ckpt.tokenizers:
-        raise TokenizerError(f"{path} has no '{side}' tokenizer (it has: {', '.join(ckpt.tokenizers) or 'none'})")
+        raise TokenizerError(f"no '{side}' tokenizer (it has: {', '.join(ckpt.tokenizers) or 'none'})")
     return tokenizer_from_state(ckpt.tokenizers[side])

@@ -144,6 +144,7 @@ class Trainer:
         if not path.exists():
             return False
         ckpt = ckpt_io.load(path, task=self.task.name)
+        ckpt_io.check_finite(ckpt.model)
         self.model.load_state_dict(ckpt_io.state_dict_float(ckpt.model))
         ts = ckpt.train_state or {}
         self.optimizer.load_state_dict(ts["optimizer"])

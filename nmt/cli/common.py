@@ -6,6 +6,7 @@ Options that set a config value default to None, meaning "the config's value" (n
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import inspect
 import json
@@ -89,7 +90,9 @@ def friendly(fn: Callable) -> Callable:
         except BrokenPipeError:              # the reader left (e.g. `| head`): nothing more to say
             raise typer.Exit(0)
         except OSError as exc:               # an output that cannot be written, a file that cannot be read
-            fail(f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror or str(exc))
+            if exc.filename:
+                fail(f"{exc.filename}: {exc.strerror}")
+            fail(f"cannot write the output: {exc.strerror}" if exc.errno == errno.ENOSPC else exc.strerror or str(exc))
         except KeyboardInterrupt:
             fail("interrupted", 130, "stopped")
     return wrapper
@@ -118,12 +121,11 @@ def parse_sets(items: list[str] | None) -> dict:
 
 def read_input(texts: list[str] | None, input_file: Path | None) -> list[str]:
     """Lines from arguments, a file, or stdin, in that order of preference (lines end at \\n or \\r\\n only)."""
-    from nmt.data import check_text_file, split_lines
+    from nmt.data import read_lines, split_lines
     if texts:
         return list(texts)
     if input_file:
-        check_text_file(input_file)
-        return split_lines(input_file.read_text(encoding="utf-8"))
+        return read_lines(input_file)
     if sys.stdin is None or sys.stdin.isatty():
         raise UserError("no input: give TEXT arguments, --input FILE, or pipe text on stdin")
     data = sys.stdin.buffer.read()

@@ -24,6 +24,8 @@ def generate(
     top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass in (0, 1].")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Same seed, same text.")] = None,
     num_samples: Annotated[Optional[int], typer.Option("--num-samples", help="Independent samples.")] = None,
+    condition: Annotated[Optional[str], typer.Option("--condition", "-c", help="Names of this language (a namegen "
+                                                     "model; default: the shipped names generator).")] = None,
     as_json: JsonOut = False,
 ):
     """Generate text character by character, streamed as it is produced.
@@ -31,10 +33,15 @@ def generate(
     Example: nmt generate --temperature 0.8 --prime "ROMEO:" --length 300
     """
     from nmt.config import SampleConfig, make
+    if seed is not None and not 0 <= seed < 2**63:
+        raise UserError(f"--seed must be from 0 to 2**63 - 1, got {seed}")
     prime = prime.replace("\\n", "\n") if prime is not None else None
     options = make(SampleConfig, temperature=temperature, length=length, prime=prime, top_k=top_k, top_p=top_p,
                    num_samples=num_samples)
-    generator = load_runner("charlm", model)
+    generator = _runner(model, condition)
+    if generator.task == "namegen":
+        from nmt.cli.namegen import show_names
+        return show_names(generator, condition, options, seed, as_json)
     unknown = generator.unknown(options.prime)
     if unknown:
         err.print(f"[yellow]note:[/yellow] the model never saw {''.join(sorted(unknown))!r}; "
@@ -56,6 +63,19 @@ def generate(
     for i, sample in enumerate(samples):
         out.rule(f"sample {i + 1}")
         print(sample)
+
+
+def _runner(model: Path | None, condition: str | None):
+    """The runner of a charlm or namegen checkpoint, by the task it holds (--condition alone: the names model)."""
+    from nmt import checkpoint as ckpt_io
+    from nmt import tasks
+    path = model or tasks.SHIPPED["namegen" if condition is not None else "charlm"]
+    ckpt = ckpt_io.load(path)
+    if ckpt.task not in ("charlm", "namegen"):
+        raise ckpt_io.CheckpointError(f"{path} is a '{ckpt.task}' checkpoint, not a 'charlm' or 'namegen' one")
+    if ckpt.task == "charlm" and condition is not None:
+        raise UserError(f"--condition needs a namegen model; {path} is a character language model")
+    return tasks.module(ckpt.task).RUNNER.build(ckpt, str(path))
 
 
 @train_command("charlm")

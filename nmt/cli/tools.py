@@ -134,7 +134,11 @@ def info(
     Example: nmt info checkpoints/multi30k-de-en.pt
     """
     from nmt import checkpoint as ckpt_io
-    summary = ckpt_io.describe(ckpt_io.load(checkpoint))
+    from nmt.tokenizers import TokenizerError
+    try:
+        summary = ckpt_io.describe(ckpt_io.load(checkpoint))
+    except TokenizerError as exc:
+        raise TokenizerError(f"{checkpoint}: {exc}") from None
     if as_json:
         print(json.dumps(summary, default=str))
         return
@@ -171,6 +175,7 @@ def export(
     --set train.keep_checkpoints=N to keep them)
     """
     from nmt import checkpoint as ckpt_io
+    from nmt import tasks
     from nmt.runs import average_kept
     writable(out_path)
     if average > 1:
@@ -178,6 +183,8 @@ def export(
         err.print(f"averaged {', '.join(path.name for path in window)}")
     else:
         ckpt = ckpt_io.load(checkpoint)
+    if ckpt.task in tasks.TASKS:            # the model must build from it: a damaged file is refused, not released
+        tasks.module(ckpt.task).RUNNER.build(ckpt, str(checkpoint))
     ckpt = ckpt_io.release(ckpt, half=not fp32)
     for name, value in parse_sets(score).items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -167,4 +167,7 @@ def evaluate_translate(
                         ("metric", "score", "signature"), [(s.name, f"{s.score:.2f}", s.signature) for s in scores],
                         right=False))
     if output:                      # after the scores: a failed write loses nothing computed
-        output.write_text("\n".join(hyps) + "\n", encoding="utf-8")
+        try:
+            output.write_text("\n".join(hyps) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(output)) from None

@@ -33,9 +33,13 @@ class Range:
             raise ConfigError(f"config key '{dotted}' must be {self}, got {value!r}")
 
     def __str__(self) -> str:
-        low = "" if self.low is None else f"{'>' if self.open_low else '>='} {self.low:g}"
-        high = "" if self.high is None else f"<= {self.high:g}"
+        low = "" if self.low is None else f"{'>' if self.open_low else '>='} {_number(self.low)}"
+        high = "" if self.high is None else f"<= {_number(self.high)}"
         return " and ".join(p for p in (low, high) if p)
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
 # the numeric kinds the configs use
@@ -126,6 +130,9 @@ def build_setup(cls: type[T], presets: dict, preset: str = "base", config_file: 
     for key, value in presets[preset].items():
         setup = override(setup, key, value)
     if config_file:
+        if not Path(config_file).is_file():
+            from nmt.data import what_is
+            raise ConfigError(f"config file {config_file}: {what_is(Path(config_file))}, not a JSON file")
         try:
             data = json.loads(Path(config_file).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from nmt.config.base import (ConfigError, Count, Fraction, NonNegative, Positive, Range, Size)
+from nmt.config.base import ConfigError, Count, Fraction, NonNegative, Range, Size
 
 Cell = Literal["rnn", "lstm", "gru"]
 # fused: torch's kernels, plus the project's hand-written shortcuts where they apply (the GRU's BPTT on the CPU,
@@ -16,6 +16,8 @@ Cell = Literal["rnn", "lstm", "gru"]
 # torch: torch's kernels and autograd only (the reference the shortcuts are tested against);
 # scratch: the cells from their equations (nmt/models/cells.py), for teaching and checks. Same weights in all three.
 Impl = Literal["fused", "torch", "scratch"]
+Dim = Annotated[int, Range(1, 16384)]           # embedding and hidden sizes
+Vocab = Annotated[int, Range(0, 10_000_000)]     # vocabulary sizes (0: filled in from the tokenizer)
 Beam = Annotated[int, Range(1, 64)]              # beam sizes (and n-best lists) beyond 64 buy nothing but time
 Penalty = Annotated[float, Range(0, 10)]         # GNMT length-penalty alpha
 
@@ -23,7 +25,7 @@ Penalty = Annotated[float, Range(0, 10)]         # GNMT length-penalty alpha
 @dataclass
 class TokenizerConfig:
     model_type: Literal["unigram", "bpe"] = "unigram"   # sentencepiece algorithm
-    vocab_size: Count = 8000      # sentencepiece vocabulary size (joint when joint=True)
+    vocab_size: Annotated[int, Range(1, 1_000_000)] = 8000   # sentencepiece vocabulary size (joint when joint=True)
     character_coverage: Fraction = 1.0  # share of characters sentencepiece must cover
     joint: bool = True            # one model for source and target (allows tied embeddings)
 
@@ -32,20 +34,20 @@ class TokenizerConfig:
 class RNNConfig:
     cell: Cell = "gru"
     impl: Impl = "fused"          # see Impl above
-    hidden_size: Count = 256      # H per direction
-    num_layers: Count = 1         # L
+    hidden_size: Dim = 256      # H per direction
+    num_layers: Annotated[int, Range(1, 64)] = 1   # L
     bidirectional: bool = True
     dropout: Fraction = 0.0       # between stacked layers
 
 
 @dataclass
 class Seq2SeqConfig:
-    src_vocab_size: Size = 0      # filled in from the tokenizer
-    tgt_vocab_size: Size = 0
-    embed_size: Count = 256       # E
+    src_vocab_size: Vocab = 0      # filled in from the tokenizer
+    tgt_vocab_size: Vocab = 0
+    embed_size: Dim = 256       # E
     encoder: RNNConfig = field(default_factory=lambda: RNNConfig(hidden_size=256, bidirectional=True))
-    decoder_hidden: Count = 512   # decoder H
-    decoder_layers: Count = 1
+    decoder_hidden: Dim = 512   # decoder H
+    decoder_layers: Annotated[int, Range(1, 64)] = 1
     attention: Literal["bahdanau", "dot", "general"] = "bahdanau"   # additive, or Luong's dot / general
     input_feeding: bool = False   # feed the previous attentional vector to the decoder (forces a step loop)
     bridge: bool = True           # initial decoder state from the final encoder states (else zeros)
@@ -58,8 +60,8 @@ class Seq2SeqConfig:
 
 @dataclass
 class CharLMConfig:
-    vocab_size: Size = 0          # filled in from the tokenizer
-    embed_size: Count = 512       # E
+    vocab_size: Vocab = 0          # filled in from the tokenizer
+    embed_size: Dim = 512       # E
     rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="lstm", hidden_size=512, num_layers=2,
                                                             bidirectional=False, dropout=0.25))
     dropout: Fraction = 0.25      # on the RNN output
@@ -124,13 +126,13 @@ class SummaryDecodeConfig:
 
 @dataclass
 class TaggerConfig:
-    word_vocab_size: Size = 0     # filled in from the tokenizer
-    char_vocab_size: Size = 0
+    word_vocab_size: Vocab = 0     # filled in from the tokenizer
+    char_vocab_size: Vocab = 0
     num_tags: Size = 0
-    word_embed: Count = 100       # normalised (lowercased, digits as 0) word embeddings
-    char_embed: Count = 30
+    word_embed: Dim = 100       # normalised (lowercased, digits as 0) word embeddings
+    char_embed: Dim = 30
     char_features: Literal["cnn", "lstm", "none"] = "cnn"   # character features of each word
-    char_hidden: Count = 50       # CNN filters, or char-BiLSTM units per direction
+    char_hidden: Dim = 50       # CNN filters, or char-BiLSTM units per direction
     casing_embed: Size = 8        # casing class of each word (all caps, capitalised, numeric, ...); 0: none
     rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="lstm", hidden_size=128, bidirectional=True))
     dropout: Fraction = 0.5       # on the word representations and on the BiLSTM output
@@ -147,15 +149,21 @@ class TagDataConfig:
 
 @dataclass
 class OptimConfig:
-    lr: Positive = 1e-3           # peak learning rate (AdamW)
+    lr: Annotated[float, Range(0, 10, open_low=True)] = 1e-3   # peak learning rate (AdamW)
     weight_decay: NonNegative = 0.0
-    betas: tuple = (0.9, 0.999)
+    betas: tuple = (0.9, 0.999)   # AdamW's two decay rates, each in [0, 1)
     clip_norm: NonNegative = 1.0  # gradient-norm clipping, the remedy for exploding gradients (0: off)
     warmup_steps: Size = 0
     schedule: Literal["plateau", "inverse_sqrt", "cosine", "constant"] = "plateau"
     plateau_factor: Fraction = 0.5   # plateau: multiply lr by this when validation stalls
     plateau_patience: Count = 1   # plateau: validations without improvement before decaying
     min_lr: NonNegative = 1e-5    # plateau / cosine floor
+
+    def __post_init__(self):
+        ok = len(self.betas) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                                          and 0 <= b < 1 for b in self.betas)
+        if not ok:
+            raise ConfigError(f"config key 'optim.betas' must be two numbers in [0, 1), got {self.betas!r}")
 
 
 @dataclass
@@ -169,8 +177,8 @@ class TrainConfig:
     eval_every: Count = 500       # steps between validations
     patience: Count = 6           # validations without improvement before stopping early
     log_every: Count = 20
-    seed: int = 1234
-    threads: Size = 0             # torch threads; 0: all cores (shared among the processes of a machine)
+    seed: Annotated[int, Range(0, 2**32 - 1)] = 1234
+    threads: Annotated[int, Range(0, 1024)] = 0   # torch threads; 0: all cores (shared by a machine's processes)
     device: str = "cpu"           # cpu | cuda | cuda:N | auto (bf16 mixed precision on GPUs that support it)
     accumulate: Count = 1         # batches per update on each process (gradient accumulation)
     max_len: Size = 100           # training pairs longer than this (in tokens) are skipped (0: no limit)
@@ -205,8 +213,9 @@ class ForecastConfig:
     segment: Count = 24           # W, steps per recurrent step (1: point by point); L must be a multiple of W
     rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="gru", hidden_size=512, bidirectional=False))
     channel_embed: bool = True    # segment: half of each output segment's query names its channel (else position only)
-    norm: Literal["revin", "last", "none"] = "revin"   # instance normalisation of each window: its mean and std
-    #                               (RevIN without the affine part), or subtract its last value, or nothing
+    norm: Literal["revin", "last", "none"] = "last"   # instance normalisation of each window: subtract its last
+    #                               value (SegRNN's choice at L = 96; best on ETTh1 val), its mean and std (RevIN
+    #                               without the affine part), or nothing
     dropout: Fraction = 0.5       # before the output layer
 
 
@@ -226,14 +235,14 @@ class ForecastDataConfig:
 @dataclass
 class ClassifierConfig:
     """Many-to-one (`classify`): step inputs -> bidirectional RNN -> pooling over the steps -> softmax over labels."""
-    word_vocab_size: Size = 0     # filled in from the tokenizer (unit=word)
-    char_vocab_size: Size = 0     # filled in from the tokenizer
+    word_vocab_size: Vocab = 0     # filled in from the tokenizer (unit=word)
+    char_vocab_size: Vocab = 0     # filled in from the tokenizer
     unit: Literal["word", "char"] = "word"   # one encoder step reads a word (its embedding and character features)
     #                               or one character (for single words, e.g. surnames)
     word_embed: Size = 300        # unit=word: normalised-word embedding size (lowercased, digits as 0); 0: none
-    char_embed: Count = 32        # character embedding size
+    char_embed: Dim = 32        # character embedding size
     char_features: Literal["cnn", "none"] = "cnn"   # unit=word: a max-pooled character CNN over each word
-    char_hidden: Count = 64       # character CNN filters
+    char_hidden: Dim = 64       # character CNN filters
     rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="lstm", hidden_size=150, bidirectional=True))
     pooling: Literal["attention", "max", "mean", "last"] = "attention"   # steps -> one vector: additive attention,
     #                               max or mean over the steps, or the two directions' final states
@@ -264,8 +273,8 @@ class NameGenConfig:
     """One-to-many (`namegen`): the condition x^0 (a language) is the input of step 0, with a zero previous state,
     so a^0 depends on the condition alone; each later step reads the previous character; the output is the next
     character, up to the end symbol."""
-    vocab_size: Size = 0          # filled in from the tokenizer (characters and specials)
-    embed_size: Count = 64        # E: characters and conditions share one input table (conditions after the chars)
+    vocab_size: Vocab = 0          # filled in from the tokenizer (characters and specials)
+    embed_size: Dim = 64        # E: characters and conditions share one input table (conditions after the chars)
     rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="gru", hidden_size=256, num_layers=2,
                                                             bidirectional=False, dropout=0.2))
     dropout: Fraction = 0.2       # on the RNN output
