@@ -23,6 +23,7 @@ from nmt.data import DataError
 
 DATE_NAMES = ("date", "datetime", "time", "timestamp", "ds")
 SPLITS = ("train", "val", "test")
+MISSING = ("error", "interpolate", "drop")
 
 
 @dataclass
@@ -59,6 +60,8 @@ def read_csv(path: str | Path, columns=(), target: str = "", date_column: str = 
     unique, and missing cells are refused (named by column and line) or interpolated or dropped (`missing`).
     `needed_by` words why the columns are asked for (e.g. "the model was trained on A, B"), for the error."""
     import pandas as pd
+    if missing not in MISSING:
+        raise ConfigError(f"missing values: expected one of {', '.join(MISSING)}, got {missing!r}")
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}")
@@ -88,8 +91,9 @@ def _date_column(frame, name: str, path: Path) -> str | None:
     for column in frame.columns:
         if column.lower() in DATE_NAMES:
             return column
+    import pandas as pd
     first = frame[frame.columns[0]]
-    if first.dtype == object and _parse_dates(first).notna().all():
+    if not pd.api.types.is_numeric_dtype(first) and _parse_dates(first).notna().all():
         return frame.columns[0]
     return None
 

@@ -11,7 +11,7 @@ from nmt import allocator
 
 allocator.configure()      # before torch loads: a CLI process is one workload, the settings pay off (allocator.py)
 
-from nmt.cli import translate, generate, tag, summarize, forecast, tools, pictures  # noqa: E402,F401,I001  (register commands)
+from nmt.cli import translate, generate, tag, summarize, forecast, classify, namegen, tools, pictures, serve  # noqa: E402,F401,I001  (register commands)
 from nmt.cli.common import app  # noqa: E402
 
 

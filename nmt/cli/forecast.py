@@ -80,10 +80,14 @@ source_options = option_group("source", Source, {
     "date_column": (DateColumn, None), "missing": (Missing, None)})
 
 
-def read_parts(path: Path, data, lookback: int, horizon: int) -> dict:
-    """The train / val / test parts of a CSV file read with the data settings `data`."""
+def read_parts(path: Path, data, lookback: int, horizon: int, forecaster=None) -> dict:
+    """The train / val / test parts of a CSV file read with the data settings `data` (the channels of
+    `forecaster`, when given)."""
     from nmt.timeseries import read_csv, split_ends, split_series
-    series = read_csv(path, data.columns, data.target, data.date_column, data.missing)
+    if forecaster is None:
+        series = read_csv(path, data.columns, data.target, data.date_column, data.missing)
+    else:
+        series = forecaster.read(path, data.date_column, data.missing)
     for note in series.notes:
         err.print(f"[yellow]note:[/yellow] {path}: {note}")
     return split_series(series, split_ends(len(series), data.split_rows, data.split_ratios), lookback, horizon)
@@ -132,6 +136,7 @@ def forecast(
     result = forecaster.forecast_at(series, when)
     dates, values, truth = result["dates"], result["forecast"], result["truth"]
     labels = [str(d) for d in dates] if dates is not None else [f"+{i + 1}" for i in range(len(values))]
+    shown = [d.strftime("%Y-%m-%d %H:%M") for d in dates] if dates is not None else labels
     if plot:
         from nmt.timeseries import plot_forecast
         plot_forecast(result["history"], values, dates, truth, plot)
@@ -140,7 +145,7 @@ def forecast(
         print_json({"columns": forecaster.columns, "horizon": forecaster.horizon, "dates": labels,
                     "forecast": values.tolist(), "truth": None if truth is None else truth.tolist()})
         return
-    rows = [(labels[i], *(f"{v:.3f}" for v in values[i])) for i in range(min(steps, len(values)))]
+    rows = [(shown[i], *(f"{v:.3f}" for v in values[i])) for i in range(min(steps, len(values)))]
     out.print(table(f"{path.name}: the first {len(rows)} of {forecaster.horizon} steps forecast",
                     ("date" if dates is not None else "step", *forecaster.columns), rows))
 
@@ -186,12 +191,15 @@ def evaluate_forecast(
     if split not in ("val", "test"):
         raise UserError(f"--split must be val or test, got '{split}'")
     forecaster = load_runner("forecast", model)
+    if source.columns or source.target:
+        raise UserError(f"the model forecasts its own columns ({', '.join(forecaster.columns)}): evaluate takes no "
+                        "--columns or --target")
     path, rows = source.path_and_rows(data_dir=data_dir)
     options = source.data_options(rows)
     if source.csv and not source.split_rows:             # a plain file: the general split, not the model's
         options["data.split_rows"] = []
     data = _data_setup(forecaster.setup.data, options)
-    parts = read_parts(path, data, forecaster.lookback, forecaster.horizon)
+    parts = read_parts(path, data, forecaster.lookback, forecaster.horizon, forecaster)
     result = forecaster.evaluate(parts, split)
     model_scores = result.pop("model")
     windows = result.pop("windows")
@@ -201,5 +209,6 @@ def evaluate_forecast(
         return
     rows = [("model", f"{model_scores['mse']:.4f}", f"{model_scores['mae']:.4f}")]
     rows += [(name, f"{s['mse']:.4f}", f"{s['mae']:.4f}") for name, s in result.items()]
-    out.print(table(f"{path.name} {split}: {windows:,} windows, L = {forecaster.lookback}, H = {forecaster.horizon}"
-                    ", z-scored", ("forecaster", "MSE", "MAE"), rows))
+    shown = table(f"{path.name} {split}: {windows:,} windows", ("forecaster", "MSE", "MAE"), rows)
+    shown.caption = f"L = {forecaster.lookback}, H = {forecaster.horizon}; z-scored with the training rows"
+    out.print(shown)

@@ -132,7 +132,9 @@ def build_setup(cls: type[T], presets: dict, preset: str = "base", config_file: 
     if config_file:
         if not Path(config_file).is_file():
             from nmt.data import what_is
-            raise ConfigError(f"config file {config_file}: {what_is(Path(config_file))}, not a JSON file")
+            kind = what_is(Path(config_file))
+            raise ConfigError(f"cannot read config file {config_file}: "
+                              + ("no such file" if kind == "no such file" else f"{kind}, not a JSON file"))
         try:
             data = json.loads(Path(config_file).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

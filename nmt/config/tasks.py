@@ -12,6 +12,8 @@ from typing import Any
 from nmt.config.components import (CharLMConfig, CharLMDataConfig, DecodeConfig, ForecastConfig, ForecastDataConfig,
                                    OptimConfig, Seq2SeqConfig, SummarizerConfig, SummaryDataConfig,
                                    SummaryDecodeConfig, TagDataConfig, TaggerConfig, TokenizerConfig, TrainConfig)
+from nmt.config.components import (ClassifierConfig, ClassifyDataConfig, NameGenConfig,
+                                   NameGenDataConfig)
 
 Presets = dict[str, dict[str, Any]]
 
@@ -107,13 +109,62 @@ class ForecastSetup:
 
 
 FORECAST_PRESETS: Presets = {
-    # SegRNN's recipe for L = 96 (segments of 24, GRU 512, dropout 0.5, Adam 1e-3, batches of 256 windows)
+    # SegRNN's recipe for L = 96 (segments of 24, GRU 512, dropout 0.5, each window minus its last value, Adam
+    # 1e-3, batches of 256 windows); the learning rate halves whenever validation MSE does not improve
     "base": {},
-    # the shipped ETTh1 models (one per horizon: add --horizon)
+    # the shipped ETTh1 models of H = 96 and 192 (add --horizon): SegRNN's recipe, at most 14 minutes
     "etth1": {"train.max_minutes": 14.0},
+    # H = 336 and 720: the decoder's work grows with H x hidden size, so half the hidden size (256 and 512 tied on
+    # validation at H = 192), and two validations an epoch (the best comes after 1-3 epochs at long horizons)
+    "etth1-long": {"model.rnn.hidden_size": 256, "data.eval_per_epoch": 2, "train.max_minutes": 14.0},
     # step by step: one value per recurrent step, a smaller GRU (the ablation's recurrent multi-step forecaster)
     "seq2seq": {"model.kind": "seq2seq", "model.segment": 1, "model.rnn.hidden_size": 128},
     "tiny": {"model.lookback": 24, "model.horizon": 12, "model.segment": 6, "model.rnn.hidden_size": 16,
              "model.dropout": 0.0, "train.batch_size": 16, "data.period": 6, "data.eval_per_epoch": 0,
              "train.eval_every": 10},
+}
+
+
+@dataclass
+class ClassifySetup:
+    model: ClassifierConfig = field(default_factory=ClassifierConfig)
+    data: ClassifyDataConfig = field(default_factory=ClassifyDataConfig)
+    train: TrainConfig = train_defaults(dict(lr=1e-3, clip_norm=5.0, plateau_patience=2), batch_tokens=0,
+                                        batch_size=32, label_smoothing=0.0, patience=6, max_epochs=40, max_len=0)
+
+
+CLASSIFY_PRESETS: Presets = {
+    "base": {},
+    # the shipped SST-2 model (sizes and dropout chosen on dev among a few; see checkpoints/sst2-sentiment.md)
+    "sst2": {"data.lowercase": True, "model.word_embed": 256, "model.char_hidden": 48, "model.rnn.hidden_size": 128,
+             "model.attention_size": 64, "model.emb_dropout": 0.4, "model.word_dropout": 0.4,
+             "data.eval_per_epoch": 2, "train.max_minutes": 10.0},
+    # the shipped TREC-6 model (dev: a seeded, stratified 10% of the training questions)
+    "trec": {"model.word_embed": 128, "model.char_hidden": 32, "model.rnn.hidden_size": 100,
+             "model.attention_size": 64, "data.eval_per_epoch": 2, "train.max_minutes": 10.0},
+    # the shipped surname -> language model: characters are the steps; best.pt by dev macro F1 (Russian is half
+    # of the names, Vietnamese under 1%)
+    "names": {"model.unit": "char", "model.char_embed": 64, "model.rnn.cell": "gru", "model.rnn.hidden_size": 256,
+              "model.pooling": "last", "model.emb_dropout": 0.2, "model.dropout": 0.5, "data.select": "macro_f1",
+              "data.eval_per_epoch": 2, "train.batch_size": 64, "train.optim.lr": 3e-3,
+              "train.optim.plateau_patience": 3, "train.patience": 10, "train.max_minutes": 10.0},
+    "tiny": {"model.word_embed": 16, "model.char_embed": 8, "model.char_hidden": 8, "model.rnn.hidden_size": 16,
+             "model.attention_size": 8, "data.eval_per_epoch": 0, "train.eval_every": 20},
+}
+
+
+@dataclass
+class NameGenSetup:
+    model: NameGenConfig = field(default_factory=NameGenConfig)
+    data: NameGenDataConfig = field(default_factory=NameGenDataConfig)
+    train: TrainConfig = train_defaults(dict(lr=2e-3, clip_norm=1.0, plateau_patience=1), batch_tokens=0,
+                                        batch_size=64, label_smoothing=0.0, patience=4, max_epochs=60, max_len=0)
+
+
+NAMEGEN_PRESETS: Presets = {
+    "base": {},
+    "names": {"train.max_minutes": 10.0},
+    "unconditional": {"data.conditional": False, "train.max_minutes": 10.0},
+    "tiny": {"model.embed_size": 8, "model.rnn.hidden_size": 16, "model.rnn.num_layers": 1,
+             "data.eval_per_epoch": 0, "train.eval_every": 20},
 }

@@ -17,9 +17,13 @@ SHIPPED = {
     "charlm": CHECKPOINTS / "shakespeare-charlm.pt",
     "tag": CHECKPOINTS / "conll2003-ner.pt",
     "summarize": CHECKPOINTS / "aeslc-summarizer.pt",
+    "forecast": CHECKPOINTS / "etth1-h96.pt",
+    "classify": CHECKPOINTS / "sst2-sentiment.pt",
+    "namegen": CHECKPOINTS / "names-generator.pt",
 }
 # the named corpus (nmt/corpora.py) each task trains on when none is named: the shipped models'
-CORPUS = {"translate": "multi30k", "charlm": "tinyshakespeare", "tag": "conll2003", "summarize": "aeslc"}
+CORPUS = {"translate": "multi30k", "charlm": "tinyshakespeare", "tag": "conll2003", "summarize": "aeslc",
+          "forecast": "etth1", "classify": "sst2", "namegen": "names"}
 
 TASKS = {
     "translate": "nmt.tasks.translate",
@@ -27,6 +31,8 @@ TASKS = {
     "tag": "nmt.tasks.tag",
     "summarize": "nmt.tasks.summarize",
     "forecast": "nmt.tasks.forecast",
+    "classify": "nmt.tasks.classify",
+    "namegen": "nmt.tasks.namegen",
 }
 
 

@@ -78,16 +78,20 @@ class ForecastTask(Task):
                                 setup.data.eval_batch_size)
 
     def batches(self, epoch: int) -> LazyBatches:
+        """The training windows in a new order each epoch (the same order for the same epoch)."""
         order = torch.randperm(len(self.windows), generator=torch.Generator().manual_seed(self.setup.train.seed
                                                                                            + epoch))
+        return LazyBatches(list(order.split(self.setup.train.batch_size)), self._batch)
+
+    def _batch(self, index: Tensor) -> Batch:
         L = self.setup.model.lookback
-        build = lambda index: Batch(self.windows[index, :L], self.windows[index, L:])   # noqa: E731
-        return LazyBatches(list(order.split(self.setup.train.batch_size)), build)
+        return Batch(self.windows[index, :L], self.windows[index, L:])
 
     def loss(self, model: nn.Module, batch: Batch):
+        """MSE over every step and channel of the batch's windows; the trainer's "tokens" are windows."""
         loss = F.mse_loss(model(batch.x).float(), batch.y)
-        windows_ = batch.x.size(0)
-        return loss, {"tokens": windows_, "nll": float(loss.detach()) * windows_}
+        count = batch.x.size(0)
+        return loss, {"tokens": count, "nll": float(loss.detach()) * count}
 
     def validate(self, model: nn.Module) -> Validation:
         m, d = self.setup.model, self.setup.data

@@ -177,7 +177,7 @@ def test_non_finite_numbers_are_refused(value):
 def test_setup_overrides_name_the_full_dotted_key():
     with pytest.raises(ConfigError, match="config key 'train.optim.schedule' must be one of"):
         tasks.make_setup("translate", overrides={"train.optim.schedule": "foo"})
-    with pytest.raises(ConfigError, match="config key 'model.rnn.hidden_size' must be >= 1, got 0"):
+    with pytest.raises(ConfigError, match="config key 'model.rnn.hidden_size' must be >= 1 and <= 16,384, got 0"):
         tasks.make_setup("charlm", "tiny", overrides={"model.rnn.hidden_size": 0})
 
 
