@@ -10,8 +10,12 @@ from rich.table import Table
 class RichProgress:
     """Progress bar with loss, perplexity, tokens/s and learning rate; a table of samples at each validation."""
 
-    def __init__(self, console: Console, total_steps: int = 0, sample_headers=("input", "reference", "output")):
+    def __init__(self, console: Console, total_steps: int = 0, sample_headers=("input", "reference", "output"),
+                 best=None):
+        """`best` words the best score so far, in the units of the task's metric (e.g. "best validation loss
+        1.4188"); by default the raw score (higher is better)."""
         self.console, self.total, self.headers = console, total_steps or None, sample_headers
+        self.best = best or (lambda score: f"best {score:.2f}")
         self.progress = Progress(TextColumn("step {task.completed}"), BarColumn(), TextColumn("{task.fields[info]}"),
                                  TimeElapsedColumn(), console=console, transient=False)
         self.task = None
@@ -30,9 +34,9 @@ class RichProgress:
         self.progress.update(self.task, completed=record["step"], info=info)
 
     def on_validate(self, record: dict, samples) -> None:
-        shown = {k: v for k, v in record.items() if k not in ("type", "time", "best", "epoch")}
+        shown = {k: v for k, v in record.items() if k not in ("type", "time", "best", "epoch", "score")}
         text = "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
-        self.progress.console.print(f"[bold]validation[/bold] {text}  (best {record['best']:.2f})")
+        self.progress.console.print(f"[bold]validation[/bold] {text}  ({self.best(record['best'])})")
         if samples:
             table = Table(show_lines=False)
             for h in self.headers[: len(samples[0])]:

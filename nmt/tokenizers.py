@@ -177,28 +177,56 @@ class VocabTokenizer:
 
     `encode_extended(words)` also numbers each document's out-of-vocabulary words from `vocab_size` upwards,
     so a pointer-generator can copy a word it cannot generate and `decode(ids, oovs)` can spell it.
+    `cases` maps a vocabulary word to the training text's commonest spelling of it where that is not lowercase
+    ("friday" -> "Friday"), so that `decode(..., document=...)` can restore casing.
     """
 
     kind = "vocab"
     PATTERN = re.compile(r"\w+(?:[-'.@/:]\w+)*|[^\w\s]")
 
-    def __init__(self, words: list[str]):
+    def __init__(self, words: list[str], cases: dict[str, str] | None = None):
         self.itos = SPECIALS + [w for w in words if w not in SPECIALS]
         self.stoi = {w: i for i, w in enumerate(self.itos)}
+        self.cases = {w: c for w, c in (cases or {}).items() if w in self.stoi and c.lower() == w and c != w}
 
     @classmethod
     def words(cls, text: str) -> list[str]:
         return cls.PATTERN.findall(text.lower())
 
     @classmethod
+    def spellings(cls, texts: Iterable[str]) -> dict[str, str]:
+        """Each word (lowercased) -> its commonest spelling in the texts (ties: the first seen), counting only
+        words inside a sentence: a capital after a full stop or a line break says nothing of the word. A word seen
+        only at the start of sentences keeps its lowercase form."""
+        forms: dict[str, Counter] = {}
+        for line in (line for text in texts for line in text.splitlines()):
+            initial = True
+            for form in cls.PATTERN.findall(line):
+                counts = forms.setdefault(form.lower(), Counter())
+                if not initial:
+                    counts[form] += 1
+                initial = form in (".", "!", "?", ":")
+        return {w: c.most_common(1)[0][0] if c else w for w, c in forms.items()}
+
+    @classmethod
     def train(cls, texts: Iterable[str], max_size: int = 20000, min_count: int = 2) -> "VocabTokenizer":
+        texts = list(texts)
         counts = Counter()
         for text in texts:
             counts.update(cls.words(text))
         if not counts:
             raise TokenizerError("cannot build a word vocabulary from empty input")
         kept = [w for w, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if n >= min_count]
-        return cls(kept[: max_size - len(SPECIALS)])
+        return cls(kept[: max_size - len(SPECIALS)], cls.spellings(texts))
+
+    def truecase(self, words: list[str], document: str) -> list[str]:
+        """Lowercased words spelt as the document spells them (its commonest form), else as the training text
+        mostly did; the first word capitalised (a subject line or sentence starts with a capital)."""
+        in_document = self.spellings([document])
+        cased = [in_document.get(w) or self.cases.get(w, w) for w in words]
+        if cased and cased[0][:1].islower():
+            cased[0] = cased[0][:1].upper() + cased[0][1:]
+        return cased
 
     @property
     def vocab_size(self) -> int:
@@ -220,16 +248,18 @@ class VocabTokenizer:
             ids.append(i)
         return ids, oovs
 
-    def decode_words(self, ids: list[int], oovs: list[str] = ()) -> list[str]:
+    def decode_words(self, ids: list[int], oovs: list[str] = (), document: str | None = None) -> list[str]:
+        """The words of `ids` (specials dropped, <unk> kept); with `document`, in restored casing (`truecase`)."""
         v = self.vocab_size
-        return [self.itos[i] if i < v else oovs[i - v] for i in ids if i >= len(SPECIALS) or i == UNK]
+        words = [self.itos[i] if i < v else oovs[i - v] for i in ids if i >= len(SPECIALS) or i == UNK]
+        return words if document is None else self.truecase(words, document)
 
-    def decode(self, ids: list[int], oovs: list[str] = ()) -> str:
-        text = " ".join(self.decode_words(ids, oovs))
+    def decode(self, ids: list[int], oovs: list[str] = (), document: str | None = None) -> str:
+        text = " ".join(self.decode_words(ids, oovs, document))
         return re.sub(r" ([.,:;!?)\]}%])|([(\[{$]) ", lambda m: m.group(1) or m.group(2), text)
 
     def to_state(self) -> dict:
-        return {"kind": self.kind, "itos": self.itos[len(SPECIALS):]}
+        return {"kind": self.kind, "itos": self.itos[len(SPECIALS):], "cases": dict(self.cases)}
 
 
 def tokenizer_from_state(state: dict):
@@ -250,7 +280,7 @@ def _from_state(state: dict):
     if kind == "char":
         return CharTokenizer(list(state["itos"]))
     if kind == "vocab":
-        return VocabTokenizer(list(state["itos"]))
+        return VocabTokenizer(list(state["itos"]), dict(state.get("cases", {})))
     if kind == "word":
         return WordTokenizer(list(state["itos"]), list(state["chars"]))
     raise TokenizerError(f"unknown tokenizer kind '{kind}'")

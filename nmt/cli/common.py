@@ -16,17 +16,34 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from typer.core import TyperOption
 from rich.console import Console
 from rich.markup import escape
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-app = typer.Typer(help="Recurrent sequence models: translate, generate, tag, summarise, train, evaluate, inspect.",
+
+
+def _flags_without_type(option: TyperOption, ctx) -> str | None:
+    """Help shows no `<bool>` beside a flag: it takes no value (`--json true` would read "true" as an input)."""
+    return None if option.is_flag else _option_type(option, ctx)
+
+
+_option_type, TyperOption.display_type_rich = TyperOption.display_type_rich, _flags_without_type
+
+app = typer.Typer(help="Recurrent sequence models: translate, generate, tag, summarise, classify, forecast, train, "
+                  "evaluate, inspect.\n\nExamples:\n  nmt translate \"Ein Mann fährt Fahrrad.\"\n  nmt generate "
+                  "--temperature 0.8\n  nmt tag \"Angela Merkel visited Paris.\"\n  nmt train --help",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
-train_app = typer.Typer(help="Train a model (resumes when --out already holds a run).", no_args_is_help=True)
-evaluate_app = typer.Typer(help="Score a model on a test set.", no_args_is_help=True)
+train_app = typer.Typer(help="Train a model (resumes when --out already holds a run).\n\nExamples:\n  nmt train "
+                        "translate --corpus multi30k --preset multi30k --out runs/m30k\n  nmt train charlm --corpus "
+                        "tinyshakespeare --preset shakespeare --out runs/shakespeare\n  nmt train tag --help",
+                        no_args_is_help=True)
+evaluate_app = typer.Typer(help="Score a model on a test set.\n\nExamples:\n  nmt evaluate translate --corpus "
+                           "multi30k --split test2016\n  nmt evaluate charlm --corpus tinyshakespeare",
+                           no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 
@@ -225,7 +242,7 @@ class Run:
         """Train (or resume) with a progress bar and sample tables, then one summary line; `best` words the score."""
         from nmt import tasks
         from nmt.progress import RichProgress
-        progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=headers)
+        progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=headers, best=best)
         meta = {"data": data_name, "command": " ".join(["python", "cli.py"] + sys.argv[1:])}
         out_dir = self.out_dir or Path("runs") / self.task
         state, run_dir = tasks.module(self.task).train(setup, train, valid, out_dir, [progress], meta)

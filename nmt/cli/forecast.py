@@ -38,8 +38,8 @@ class Source:
     date_column: str | None
     missing: str | None
 
-    def path_and_rows(self, default_corpus: str | None = None, data_dir: Path | None = None) -> tuple[Path, tuple]:
-        """The CSV file, and the row split of a named corpus (None for a plain file)."""
+    def path_and_rows(self, default_corpus: str | None = None, data_dir: Path | None = None):
+        """(the CSV file, the row split of a named corpus or None for a plain file)."""
         from nmt.corpora import corpus_files
         if self.csv and self.corpus:
             raise UserError("give --csv FILE or --corpus NAME, not both")

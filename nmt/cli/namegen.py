@@ -41,8 +41,8 @@ def show_names(sampler, condition: str | None, options, seed: int | None, as_jso
 def train_namegen(
     run: Run,
     cell: Cell = None,
-    conditional: Annotated[Optional[bool], typer.Option("--conditional/--unconditional", help="Condition on the "
-                                                        "language (default) or not (the baseline).")] = None,
+    unconditional: Annotated[bool, typer.Option("--unconditional", help="Names without the language (the "
+                             "baseline); by default each name is conditioned on its language.")] = False,
 ):
     """Train a conditional character model of names (one-to-many: a language in, a name out).
 
@@ -51,7 +51,7 @@ def train_namegen(
     from nmt.tasks.classify import corpus_pairs
     if run.corpus_name not in (None, "names"):
         raise UserError(f"namegen trains on the names corpus, not '{run.corpus_name}'")
-    setup = run.setup({"model.rnn.cell": cell, "data.conditional": conditional})
+    setup = run.setup({"model.rnn.cell": cell, "data.conditional": False if unconditional else None})
     train_pairs = corpus_pairs("names", "train", setup.data, run.data_dir)
     dev_pairs = corpus_pairs("names", "dev", setup.data, run.data_dir)
     run.train(setup, train_pairs, dev_pairs, "names", ("condition", "samples (temperature 0.8)"),

@@ -30,12 +30,23 @@ def sparkline(values: Sequence[float], low: float | None = None, high: float | N
 
 def table(title: str, columns: Iterable[str], rows: Iterable[Sequence], right: bool = True) -> Table:
     """A table whose first column is left-aligned and the others right-aligned (numbers)."""
+    rows = [[str(x) for x in row] for row in rows]
     t = Table(title=title)
     for i, col in enumerate(columns):
-        t.add_column(col, justify="right" if right and i else "left")
+        widest = max((len(row[i]) for row in rows if i < len(row)), default=0)
+        t.add_column(col, justify="right" if right and i else "left", min_width=widest if i else None)
     for row in rows:
-        t.add_row(*[str(x) for x in row])
+        t.add_row(*row)
     return t
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """A Rich table in a terminal; tab-separated values with a header line when piped (for scripts and files)."""
+    if out.is_terminal:
+        out.print(table(title, columns, rows))
+        return
+    lines = ["\t".join(columns)] + ["\t".join(str(x) for x in row) for row in rows]
+    print("\n".join(lines))
 
 
 def shaded_matrix(weights: Sequence[Sequence[float]], columns: list[str], rows: list[str], title: str) -> Table:

@@ -33,7 +33,7 @@ MaxGenerate = Annotated[int | None, typer.Option("--max-generate", help="Charact
                                                                         "for (default 10,000).")]
 Timeout = Annotated[float | None, typer.Option("--timeout", help="Seconds before an unanswered request gets 504 "
                                                                  "(default 30).")]
-AccessLog = Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request (costs time "
+AccessLog = Annotated[bool, typer.Option("--access-log", help="Log every request (costs time "
                                                                               "under load).")]
 
 

@@ -62,7 +62,7 @@ def summarize(
         raise UserError("empty input: nothing to summarise")
     summarizer = load_runner("summarize", model)
     results = summarizer.summarize_hyps(documents, decode)
-    summaries = [summarizer.tokenizer.decode(h.tokens, e.oovs) for h, e in results]
+    summaries = [summarizer.text(h, e) for h, e in results]
     if as_json:
         print_json([{"summary": s} for s in summaries])
     elif sys.stdout.isatty():
@@ -81,8 +81,8 @@ def train_summarize(
     dev_jsonl: Annotated[Optional[Path], typer.Option("--dev-jsonl", help="JSONL validation file.")] = None,
     src_field: SrcField = None,
     tgt_field: Annotated[Optional[str], typer.Option("--tgt-field", help="JSONL field holding the summary.")] = None,
-    pointer: Annotated[Optional[bool], typer.Option("--pointer/--no-pointer", help="Copy mechanism.")] = None,
-    coverage: Annotated[Optional[bool], typer.Option("--coverage/--no-coverage", help="Coverage.")] = None,
+    no_pointer: Annotated[bool, typer.Option("--no-pointer", help="Without the copy mechanism.")] = False,
+    no_coverage: Annotated[bool, typer.Option("--no-coverage", help="Without coverage.")] = False,
 ):
     """Train a pointer-generator summariser with coverage; early stopping on validation ROUGE-1.
 
@@ -90,7 +90,8 @@ def train_summarize(
     """
     from nmt.corpora import VALIDATION
     from nmt.tasks.summarize import read_pairs
-    setup = run.setup({"model.pointer": pointer, "model.coverage": coverage})
+    setup = run.setup({"model.pointer": False if no_pointer else None,
+                       "model.coverage": False if no_coverage else None})
     if train_jsonl:
         if dev_jsonl is None or not src_field or not tgt_field:
             raise UserError("--train-jsonl needs --dev-jsonl, --src-field and --tgt-field")

@@ -40,7 +40,7 @@ def tag(
     Example: nmt tag "Angela Merkel met Emmanuel Macron in Paris."
     """
     from nmt.data import check_text_file, conll_words
-    from nmt.tasks.tag import render_plain
+    from nmt.tasks.tag import mark_entities
     if fmt not in ("text", "conll"):
         raise UserError(f"--format must be text or conll, got '{fmt}'")
     if fmt == "conll" and input is None:
@@ -63,7 +63,7 @@ def tag(
         show_entities(records)
     else:
         for r in records:
-            print(render_plain(r["words"], r["tags"]))
+            print(mark_entities(r["text"], r["entities"]))
 
 
 @train_command("tag")

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nmt.cli.common import (DataDir, InputFile, JsonOut, UserError, app, err, friendly, option_group, out, parse_sets,
                             read_input, writable)
-from nmt.cli.render import table
+from nmt.cli.render import print_table
 
 data_app = typer.Typer(help="Look at corpora.", no_args_is_help=True)
 tok_app = typer.Typer(help="Train and apply SentencePiece tokenizers.", no_args_is_help=True)
@@ -45,8 +45,8 @@ def data_stats(
     keys = ["count", "total", "vocab", "mean", "min", "p50", "p90", "p99", "max"]
     rows = [(column, *[f"{st[k]:.1f}" if isinstance(st.get(k), float) else str(st.get(k, "")) for k in keys])
             for column, st in stats["columns"].items()]
-    out.print(table(f"{stats['name']} ({split})", ["column", "sentences", "tokens", "vocabulary", "mean len", "min",
-                                                   "p50", "p90", "p99", "max"], rows))
+    print_table(f"{stats['name']} ({split})", ["column", "sentences", "tokens", "vocabulary", "mean len", "min",
+                                               "p50", "p90", "p99", "max"], rows)
 
 
 @tok_app.command("train")
@@ -148,7 +148,7 @@ def info(
     t.add_row("task", summary["task"])
     t.add_row("parameters", f"{summary['parameters']:,} ({', '.join(summary['weights']) or 'none'})")
     t.add_row("vocabulary", ", ".join(f"{k} {v}" for k, v in summary["vocab"].items()) or "-")
-    t.add_row("scores", ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+    t.add_row("scores", ", ".join(f"{k} {v:.5g}" if isinstance(v, float) else f"{k} {v}"
                                   for k, v in summary["scores"].items()) or "-")
     for k, v in summary["meta"].items():
         t.add_row(k, str(v))
@@ -165,6 +165,11 @@ def export(
     fp32: Annotated[bool, typer.Option("--fp32", help="Keep float32 weights (default: float16).")] = False,
     score: Annotated[Optional[list[str]], typer.Option("--score", help="Record a score NAME=VALUE "
                                                                  "(repeatable).")] = None,
+    casing_from: Annotated[Optional[str], typer.Option("--casing-from", help="Summariser: learn the commonest "
+                                                      "spelling of each word from this corpus's training text "
+                                                      "(for checkpoints trained before it was recorded).")] = None,
+    only_given: Annotated[bool, typer.Option("--only-given-scores", help="Record only the --score values, not the "
+                                             "run's training-time validation scores.")] = False,
     average: Annotated[int, typer.Option("--average", min=1, help="Average the weights of the N kept validation "
                                          "checkpoints (step-*.pt beside it) that end at this checkpoint's step.")] = 1,
 ):
@@ -186,6 +191,11 @@ def export(
     if ckpt.task in tasks.TASKS:            # the model must build from it: a damaged file is refused, not released
         tasks.module(ckpt.task).RUNNER.build(ckpt, str(checkpoint))
     ckpt = ckpt_io.release(ckpt, half=not fp32)
+    if only_given:
+        ckpt.scores.clear()
+    if casing_from:
+        from nmt.tasks.summarize import learn_casing
+        learn_casing(ckpt, casing_from)
     for name, value in parse_sets(score).items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise UserError(f"--score {name}= needs a finite number, got {value!r}")

@@ -102,7 +102,8 @@ def train_translate(
     cell: Cell = None,
     impl: Impl = None,
     attention: Annotated[Optional[str], typer.Option(help="bahdanau | dot | general")] = None,
-    input_feeding: Annotated[Optional[bool], typer.Option("--input-feeding/--no-input-feeding")] = None,
+    no_input_feeding: Annotated[bool, typer.Option("--no-input-feeding", help="Decoder without input feeding.")
+                                ] = False,
     valid_limit: Annotated[int, typer.Option(help="Validate on the first N pairs (0: all).")] = 0,
 ):
     """Train an attention encoder-decoder on a parallel corpus.
@@ -112,7 +113,7 @@ def train_translate(
     from nmt import data
     from nmt.corpora import VALIDATION, corpus_files
     setup = run.setup({"model.encoder.cell": cell, "model.encoder.impl": impl, "model.attention": attention,
-                       "model.input_feeding": input_feeding})
+                       "model.input_feeding": False if no_input_feeding else None})
     files = [train_src, train_tgt, valid_src, valid_tgt]
     if any(files) and not all(files):
         raise UserError("--train-src, --train-tgt, --valid-src and --valid-tgt go together")

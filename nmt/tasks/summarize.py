@@ -31,6 +31,7 @@ class Example:
     src_ext: list[int]       # extended ids
     oovs: list[str]          # the document's out-of-vocabulary words, in extended-id order
     tgt: list[int] | None    # extended target ids (copyable OOVs), or None at inference
+    document: str = ""       # the text as given (its spellings restore the summary's casing)
 
 
 @dataclass
@@ -53,7 +54,7 @@ def make_example(tokenizer: VocabTokenizer, document: str, summary: str | None, 
         v = tokenizer.vocab_size
         tgt = [tokenizer.stoi.get(w, v + oovs.index(w) if w in oovs else UNK)
                for w in VocabTokenizer.words(summary)[: data.max_tgt_len]]
-    return Example(src, src_ext, oovs, tgt)
+    return Example(src, src_ext, oovs, tgt, document if summary is None else "")
 
 
 def make_batch(examples: list[Example], index: list[int]) -> SummaryBatch:
@@ -127,7 +128,7 @@ class Summarizer(Runner):
             batch = make_batch(examples, index)
             args = dict(bos=BOS, eos=EOS, max_len=decode.max_len, keep_attention=True,
                         encode_args=(batch.src_ext, batch.num_oov))
-            if decode.beam > 1:
+            if decode.beam > 1 or decode.min_len or decode.no_repeat_ngram:     # beam 1: greedy, constraints kept
                 hyps = beam_search(self.model, batch.src, batch.lengths, beam=decode.beam, alpha=decode.length_penalty,
                                    min_len=decode.min_len, no_repeat_ngram=decode.no_repeat_ngram, **args)
             else:
@@ -137,13 +138,30 @@ class Summarizer(Runner):
         return results
 
     def summarize(self, documents: list[str], decode: SummaryDecodeConfig) -> list[str]:
-        return [self.tokenizer.decode(h.tokens, e.oovs) for h, e in self.summarize_hyps(documents, decode)]
+        """One summary per document, cased as the document (else the training text) spells its words."""
+        return [self.text(h, e) for h, e in self.summarize_hyps(documents, decode)]
+
+    def text(self, hyp: Hypothesis, example: Example) -> str:
+        return self.tokenizer.decode(hyp.tokens, example.oovs, example.document)
 
     def copied(self, hyp: Hypothesis, example: Example) -> list[tuple[str, bool]]:
-        """Each output word and whether it was copied: outside the vocabulary, or present in the source."""
-        words = self.tokenizer.decode_words(hyp.tokens, example.oovs)
+        """Each output word (cased as in `text`) and whether it was copied: outside the vocabulary, or present in
+        the source."""
+        words = self.tokenizer.decode_words(hyp.tokens, example.oovs, example.document)
         source = set(example.src_ext)
         return [(w, i >= self.tokenizer.vocab_size or i in source) for w, i in zip(words, hyp.tokens)]
+
+
+def learn_casing(ckpt: ckpt_io.Checkpoint, corpus: str, data_dir=None) -> None:
+    """Record in a summariser checkpoint the commonest spelling of each vocabulary word in the corpus's training
+    documents and summaries (what training records now); for checkpoints trained without it."""
+    state = ckpt.tokenizers.get("words")
+    if ckpt.task != TASK or not isinstance(state, dict) or state.get("kind") != "vocab":
+        raise DataError(f"casing is learnt for a summarize checkpoint, not a {ckpt.task} one")
+    pairs = read_pairs(corpus, "train", data_dir)
+    texts = (text for doc, summary in pairs for text in [doc, *([summary] if isinstance(summary, str) else summary)])
+    spellings = VocabTokenizer.spellings(texts)
+    ckpt.tokenizers["words"] = VocabTokenizer(list(state["itos"]), spellings).to_state()
 
 
 def lead_baseline(documents: list[str], words: int) -> list[str]:

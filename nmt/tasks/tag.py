@@ -278,13 +278,29 @@ class NERTagger(Runner):
                 for line, sent, tags in zip(lines, tokens, predicted)]
 
     def tag_conll(self, path: str | Path) -> str:
-        """A CoNLL file (one token per line, first column the word) with the predicted tag appended to each line."""
-        from nmt.data import read_conll_rows
+        """A CoNLL file (one token per line, first column the word) with the predicted tag appended to each token
+        line; every other line is kept where it was (blank lines as they are, -DOCSTART- lines with the tag O), so
+        the output lines up with the input, line for line."""
+        from nmt.data import read_conll_rows, read_lines
         rows = read_conll_rows(path)
-        predicted = self.tag([[line.split()[0] for line in sent] for sent in rows])
+        tags = iter(t for sent in self.tag([[line.split()[0] for line in sent] for sent in rows]) for t in sent)
         sep = "\t" if "\t" in rows[0][0] else " "
-        return "".join("\n".join(f"{line}{sep}{t}" for line, t in zip(sent, tags)) + "\n\n"
-                       for sent, tags in zip(rows, predicted))
+        lines = []
+        for line in read_lines(path):
+            line = line.rstrip()
+            first = line.split(maxsplit=1)[0] if line.strip() else None
+            lines.append(line if first is None else f"{line}{sep}{'O' if first == '-DOCSTART-' else next(tags)}")
+        return "\n".join(lines) + "\n"
+
+
+def mark_entities(text: str, entities: list[dict]) -> str:
+    """The text as written, each entity bracketed with its type: 'Angela Merkel met Paris.' ->
+    '[PER Angela Merkel] met [LOC Paris].' (entities as from `tag_text`: character offsets into the text)."""
+    out, i = [], 0
+    for e in sorted(entities, key=lambda e: e["start"]):
+        out += [text[i:e["start"]], f"[{e['type']} {text[e['start']:e['end']]}]"]
+        i = e["end"]
+    return "".join(out) + text[i:]
 
 
 def render_plain(words: list[str], tags: list[str]) -> str:

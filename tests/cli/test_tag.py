@@ -1,5 +1,6 @@
 """nmt/cli/tag.py: train tag (the session's run), tag and evaluate tag."""
 import json
+import re
 
 from nmt import checkpoint as ckpt_io
 from nmt.tasks.tag import TAG_PATTERN
@@ -29,6 +30,8 @@ def test_tag_json_offsets(cli, tag_model):
     assert found > 0                                    # a model that has seen these sentences finds something
     plain = cli.run("tag", "-m", model, *texts)             # piped: one bracketed line per input line
     assert plain.exit_code == 0 and plain.stdout.count("\n") == len(texts)
+    for line, text in zip(plain.stdout.split("\n"), texts):      # the text as written, entities bracketed
+        assert re.sub(r"\[(PER|LOC|ORG|MISC) ([^\]]*)\]", r"\2", line) == text
 
 
 def test_tag_conll_format(cli, tag_model, tmp_path):
@@ -38,7 +41,7 @@ def test_tag_conll_format(cli, tag_model, tmp_path):
     result = cli.run("tag", "-m", model, "--format", "conll", "--input", path)
     assert result.exit_code == 0, result.output
     blocks = result.stdout.rstrip("\n").split("\n\n")
-    assert len(blocks) == 3
+    assert len(blocks) == 4 and blocks.pop(0).split()[0] == "-DOCSTART-"      # kept, with the tag O
     for block, (words, _) in zip(blocks, TAGGED):
         rows = [line.split() for line in block.split("\n")]      # the 4 input columns, then the prediction
         assert [r[0] for r in rows] == words

@@ -245,3 +245,18 @@ def test_saved_tokenizer_loads_alone_or_from_a_model_checkpoint(tmp_path, transl
         load_tokenizer(tmp_path / "spm.pt", "tgt")
     src, tgt = load_tokenizer(translate_model.checkpoint, "src"), load_tokenizer(translate_model.checkpoint, "tgt")
     assert src.encode("der hund") == tgt.encode("der hund")           # the tiny model's joint vocabulary
+
+
+def test_vocab_tokenizer_restores_casing():
+    """Spellings inside sentences count (a capital after a full stop or at a line start does not); the document's
+    own spelling wins over the training text's; the first word is capitalised; the table survives a round-trip."""
+    tok = VocabTokenizer.train(["Send it to Enron by Friday. Please call.", "we met Enron on Friday.\nThanks a lot"],
+                               min_count=1)
+    assert tok.cases == {"enron": "Enron", "friday": "Friday"}
+    assert tok.decode_words([tok.stoi["please"], tok.stoi["enron"], tok.stoi["friday"]], document="") == \
+        ["Please", "Enron", "Friday"]
+    assert tok.decode([tok.stoi["call"], tok.stoi["enron"]], document="we call ENRON now") == "Call ENRON"
+    assert tok.decode([tok.stoi["enron"]]) == "enron"                       # no document: lowercased, as trained
+    again = tokenizer_from_state(tok.to_state())
+    assert again.cases == tok.cases
+    assert tokenizer_from_state({"kind": "vocab", "itos": ["a"]}).cases == {}    # checkpoints from before

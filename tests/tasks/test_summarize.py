@@ -86,11 +86,12 @@ def test_summarizer_on_a_random_model(beam):
     assert out[1] == "" and out[3] == ""
     assert all(len(s.split()) <= 6 for s in out)
     hyps = summarizer.summarize_hyps(documents, decode)
-    assert [tok.decode(h.tokens, e.oovs) for h, e in hyps] == out         # the same decode, in document order
+    assert [tok.decode(h.tokens, e.oovs, d) for (h, e), d in zip(hyps, documents)] == out   # in document order
+    assert [tok.decode(h.tokens, e.oovs).lower() for h, e in hyps] == [s.lower() for s in out]   # only casing
     for h, e in hyps:
         marked = summarizer.copied(h, e)
-        assert [w for w, _ in marked] == tok.decode_words(h.tokens, e.oovs)
-        assert all(c for w, c in marked if w in e.oovs)                     # an OOV in the output was copied
+        assert [w.lower() for w, _ in marked] == tok.decode_words(h.tokens, e.oovs)
+        assert all(c for w, c in marked if w.lower() in e.oovs)             # an OOV in the output was copied
 
 
 # --- overfitting through the copy path ---------------------------------------------------------------------------
@@ -104,7 +105,8 @@ def test_overfits_three_pairs_and_copies_an_oov_word():
     words = sorted({w for d, s in PAIRS for w in VocabTokenizer.words(d + " " + s)} - {"zanzibar"})
     tok = VocabTokenizer(words)
     assert "zanzibar" not in tok.stoi
-    setup = make_setup("summarize", "tiny", overrides={"model.seq2seq.dropout": 0.0, "model.seq2seq.emb_dropout": 0.0})
+    setup = make_setup("summarize", "tiny", overrides={"model.seq2seq.dropout": 0.0, "model.seq2seq.emb_dropout": 0.0,
+                                                   "decode.min_len": 0})
     c = setup.model.seq2seq
     c.src_vocab_size = c.tgt_vocab_size = tok.vocab_size
     torch.manual_seed(0)
@@ -121,9 +123,14 @@ def test_overfits_three_pairs_and_copies_an_oov_word():
     assert float(loss.detach()) < 0.2
     summarizer = Summarizer(model, tok, setup)
     documents = [d for d, _ in PAIRS]
-    assert summarizer.summarize(documents, SummaryDecodeConfig(beam=1)) == [s for _, s in PAIRS]
-    assert summarizer.summarize(documents, SummaryDecodeConfig(beam=3, min_len=2)) == [s for _, s in PAIRS]
-    h, e = summarizer.summarize_hyps(documents[2:], SummaryDecodeConfig(beam=1))[0]
+    free = dict(min_len=0, no_repeat_ngram=0)
+    assert summarizer.summarize(documents, SummaryDecodeConfig(beam=1, **free)) == [s.capitalize() for _, s in PAIRS]
+    assert summarizer.summarize(documents, SummaryDecodeConfig(beam=3, min_len=2)) == [s.capitalize() for _, s in PAIRS]
+    for beam in (1, 3):                 # greedy honours the length floor and n-gram blocking too
+        longer = summarizer.summarize(documents, SummaryDecodeConfig(beam=beam, min_len=6, no_repeat_ngram=1))
+        words = [VocabTokenizer.words(s) for s in longer]
+        assert all(len(w) >= 6 and len(set(w)) == len(w) for w in words), longer
+    h, e = summarizer.summarize_hyps(documents[2:], SummaryDecodeConfig(beam=1, **free))[0]
     assert h.tokens[0] == tok.vocab_size and e.oovs == ["zanzibar"]        # generated through the copy path
     assert task.validate(model).score == pytest.approx(100)
 

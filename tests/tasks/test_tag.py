@@ -16,6 +16,7 @@ from nmt.tasks.tag import (
     make_batch,
     normalise_scheme,
     read_tagged,
+    mark_entities,
     render_plain,
     spans,
     tag_vocabulary,
@@ -230,10 +231,32 @@ def test_tag_conll_appends_a_column(tagger, tmp_path, sep):
     path = tmp_path / "in.conll"
     path.write_text(conll_text(TAGGED[:3]).replace(" ", sep), encoding="utf-8")
     blocks = tagger.tag_conll(path).rstrip("\n").split("\n\n")
-    assert len(blocks) == 3
+    assert len(blocks) == 4 and blocks.pop(0).split()[0] == "-DOCSTART-"      # kept, with the tag O
     for block, (words, _) in zip(blocks, TAGGED):
         rows = [line.split(sep) for line in block.split("\n")]
         assert [r[0] for r in rows] == words and all(len(r) == 5 and TAG_PATTERN.match(r[-1]) for r in rows)
+
+
+def test_tag_conll_keeps_every_line(tagger, tmp_path):
+    """-DOCSTART- lines and blank lines stay where they were: the output lines up with the input file."""
+    lines = conll_text(TAGGED[:2]).rstrip("\n").split("\n")
+    text = "\n".join(["-DOCSTART- -X- -X- O", ""] + lines + ["", "-DOCSTART- -X- -X- O", ""]) + "\n"
+    path = tmp_path / "docs.conll"
+    path.write_text(text, encoding="utf-8")
+    out = tagger.tag_conll(path).split("\n")
+    given = text.split("\n")
+    assert len(out) == len(given)
+    for got, line in zip(out, given):
+        assert got == line if not line else got.startswith(line + " ") and len(got.split()) == len(line.split()) + 1
+    assert out[0] == "-DOCSTART- -X- -X- O O"
+
+
+def test_mark_entities_keeps_the_text():
+    text = "Angela Merkel visited Paris, then Berlin."
+    entities = [{"type": "LOC", "start": 34, "end": 40}, {"type": "PER", "start": 0, "end": 13},
+                {"type": "LOC", "start": 22, "end": 27}]
+    assert mark_entities(text, entities) == "[PER Angela Merkel] visited [LOC Paris], then [LOC Berlin]."
+    assert mark_entities("nothing", []) == "nothing"
 
 
 # --- the real CoNLL-2003 dev set (skipped where no data folder holds it) -----------------------------------------
