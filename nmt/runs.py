@@ -241,5 +241,6 @@ def _start_time(pid: int) -> str | None:
 
 
 def set_threads(threads: int = 0, processes: int = 1) -> None:
-    """`threads` torch threads, or (0) this process's share of the machine's cores."""
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // processes))
+    """`threads` torch threads, else NMT_THREADS, else this process's share of the machine's cores."""
+    from nmt import threads as threads_io
+    threads_io.use("batch", threads, processes)

@@ -6,6 +6,7 @@ The trained models are read-only for the tests: a test that resumes or changes a
 """
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -39,11 +40,15 @@ class Cli:
     def run(cls, *args, input=None):
         """Invoke the app; `train` commands set torch's thread count, so the test process's count is restored."""
         from nmt.cli import app
-        threads = torch.get_num_threads()
+        threads, asked = torch.get_num_threads(), os.environ.get("NMT_THREADS")
         try:
             return cls.runner.invoke(app, [str(a) for a in args], input=input)
         finally:
             torch.set_num_threads(threads)
+            if asked is None:                            # `--threads N` sets NMT_THREADS for the command
+                os.environ.pop("NMT_THREADS", None)
+            else:
+                os.environ["NMT_THREADS"] = asked
 
     @staticmethod
     def one_line_error(result, *needles):

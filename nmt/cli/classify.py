@@ -168,7 +168,7 @@ def evaluate_classify(
     writable(plot)
     if (file is None) == (corpus is None):
         raise UserError("give --file FILE or --corpus NAME")
-    classifier = load_runner("classify", model)
+    classifier = load_runner("classify", model, "batch")
     if file:
         pairs = read_labelled(file, text_field, label_field)
     else:

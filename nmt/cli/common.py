@@ -16,36 +16,15 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
-from typer.core import TyperOption
 from rich.console import Console
 from rich.markup import escape
+
+from nmt.cli.apps import app, evaluate_app, train_app  # noqa: F401  (the apps every command file registers on)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-
-def _flags_without_type(option: TyperOption, ctx) -> str | None:
-    """Help shows no `<bool>` beside a flag: it takes no value (`--json true` would read "true" as an input)."""
-    return None if option.is_flag else _option_type(option, ctx)
-
-
-_option_type, TyperOption.display_type_rich = TyperOption.display_type_rich, _flags_without_type
-
-app = typer.Typer(help="Recurrent sequence models: translate, generate, tag, summarise, classify, forecast, train, "
-                  "evaluate, inspect.\n\nExamples:\n  nmt translate \"Ein Mann fährt Fahrrad.\"\n  nmt generate "
-                  "--temperature 0.8\n  nmt tag \"Angela Merkel visited Paris.\"\n  nmt train --help",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  context_settings={"help_option_names": ["-h", "--help"]})
-train_app = typer.Typer(help="Train a model (resumes when --out already holds a run).\n\nExamples:\n  nmt train "
-                        "translate --corpus multi30k --preset multi30k --out runs/m30k\n  nmt train charlm --corpus "
-                        "tinyshakespeare --preset shakespeare --out runs/shakespeare\n  nmt train tag --help",
-                        no_args_is_help=True)
-evaluate_app = typer.Typer(help="Score a model on a test set.\n\nExamples:\n  nmt evaluate translate --corpus "
-                           "multi30k --split test2016\n  nmt evaluate charlm --corpus tinyshakespeare",
-                           no_args_is_help=True)
-app.add_typer(train_app, name="train")
-app.add_typer(evaluate_app, name="evaluate")
 
 
 def model_option(help: str = "Checkpoint (default: the shipped model).") -> object:
@@ -88,8 +67,9 @@ def _user_errors() -> tuple:
     from nmt.checkpoint import CheckpointError
     from nmt.config import ConfigError
     from nmt.data import DataError
+    from nmt.threads import ThreadsError
     from nmt.tokenizers import TokenizerError
-    return (UserError, CheckpointError, ConfigError, DataError, TokenizerError, UnicodeDecodeError)
+    return (UserError, CheckpointError, ConfigError, DataError, ThreadsError, TokenizerError, UnicodeDecodeError)
 
 
 def friendly(fn: Callable) -> Callable:
@@ -261,7 +241,9 @@ def train_command(task: str) -> Callable:
     return lambda fn: train_app.command(task)(friendly(group(fn)))
 
 
-def load_runner(task: str, path: Path | None):
-    """The runner of a checkpoint of `task`, the shipped model when no path is given."""
-    from nmt import tasks
+def load_runner(task: str, path: Path | None, workload: str = "step"):
+    """The runner of a checkpoint of `task`, the shipped model when no path is given; torch's threads set for the
+    workload (nmt/threads.py: one thread for step-by-step work, the cores for batch work, or --threads)."""
+    from nmt import tasks, threads
+    threads.use(workload)
     return tasks.module(task).RUNNER.load(path or tasks.SHIPPED[task])

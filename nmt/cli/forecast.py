@@ -190,7 +190,7 @@ def evaluate_forecast(
     """
     if split not in ("val", "test"):
         raise UserError(f"--split must be val or test, got '{split}'")
-    forecaster = load_runner("forecast", model)
+    forecaster = load_runner("forecast", model, "batch")
     if source.columns or source.target:
         raise UserError(f"the model forecasts its own columns ({', '.join(forecaster.columns)}): evaluate takes no "
                         "--columns or --target")

@@ -68,7 +68,8 @@ def generate(
 def _runner(model: Path | None, condition: str | None):
     """The runner of a charlm or namegen checkpoint, by the task it holds (--condition alone: the names model)."""
     from nmt import checkpoint as ckpt_io
-    from nmt import tasks
+    from nmt import tasks, threads
+    threads.use("step")                  # sampling is a chain of small steps (nmt/threads.py)
     path = model or tasks.SHIPPED["namegen" if condition is not None else "charlm"]
     ckpt = ckpt_io.load(path)
     if ckpt.task not in ("charlm", "namegen"):

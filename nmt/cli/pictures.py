@@ -118,7 +118,9 @@ def train_copy(
 
     Example: nmt train copy --cells rnn,lstm,gru --lengths 5,10,20,40
     """
+    from nmt import threads
     from nmt.copytask import CopyConfig, train_and_score
+    threads.use("step")                  # 64-unit cells: small products, one thread (nmt/threads.py)
     try:
         names = [c.strip() for c in cells.split(",") if c.strip()]
         distances = [int(t) for t in lengths.split(",") if t.strip()]

@@ -135,7 +135,7 @@ def evaluate_summarize(
         raise UserError(f"--lead must be comma-separated word counts from 1 to 1000, got '{lead}'")
     fields = tuple(f.strip() for f in ref_fields.split(",") if f.strip()) if ref_fields else None
     pairs, extra = evaluation_pairs(corpus, split, data_dir, jsonl, src_field, fields)
-    rows = evaluate(load_runner("summarize", model), pairs, decode, leads, extra)
+    rows = evaluate(load_runner("summarize", model, "batch"), pairs, decode, leads, extra)
     if as_json:
         print_json(rows)
         return

@@ -109,7 +109,7 @@ def evaluate_tag(
     """
     from nmt.metrics import entity_scores
     sentences = _tagged(corpus, conll_file, split, tag_column, scheme, data_dir)
-    predicted = load_runner("tag", model).tag([w for w, _ in sentences])
+    predicted = load_runner("tag", model, "batch").tag([w for w, _ in sentences])
     scores = entity_scores([t for _, t in sentences], predicted)
     if as_json:
         print_json(scores)

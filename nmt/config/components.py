@@ -196,6 +196,9 @@ class DecodeConfig:
     max_src_tokens: Count = 250   # longer source lines are truncated (and counted)
     greedy_batch_tokens: Count = 4096   # source tokens per decoding batch, greedy
     beam_batch_tokens: Count = 3072     # source tokens per decoding batch, beam search (K rows per sentence)
+    warn_confidence: Annotated[float, Range(-100, 0)] = -1.0   # `translate` warns when an output's mean log-prob
+    #                               per token is below this (the input is unlike the training data); 0: never.
+    #                               -1.0 flags 4% of Multi30k val captions, 99-100% of news, questions, e-mails
 
     def __post_init__(self):
         if self.n_best > self.beam:

@@ -134,6 +134,26 @@ class Translator(Runner):
         decode = decode or DecodeConfig()
         return [self.tgt_tok.decode(h[0].tokens) if h else "" for h in self.translate_hyps(lines, decode)]
 
+    @torch.inference_mode()
+    def confidence(self, lines: list[str], outputs: list[list[int]], decode: DecodeConfig) -> list[float | None]:
+        """The model's mean log-probability per output token (</s> included) of each line's output, teacher-forced:
+        near 0 when the model is sure, -2 and below on text unlike its training data (None for an empty line)."""
+        self.model.eval()
+        pairs = [(self.src_tok.encode(line)[: decode.max_src_tokens], out) for line, out in zip(lines, outputs)]
+        real = [i for i, (src, _) in enumerate(pairs) if src]
+        result: list[float | None] = [None] * len(lines)
+        for group in bucket_batches([len(pairs[i][0]) for i in real], batch_size=64, shuffle=False):
+            index = [real[g] for g in group]
+            src, lengths = pad([pairs[i][0] for i in index])
+            tgt_in, _ = pad([[BOS] + pairs[i][1] for i in index])                        # (B, T)
+            tgt_out, _ = pad([pairs[i][1] + [EOS] for i in index])                       # (B, T)
+            logp = torch.log_softmax(self.model(src, lengths, tgt_in).float(), -1)       # (B, T, V)
+            token_logp = logp.gather(2, tgt_out[..., None]).squeeze(2)                   # (B, T)
+            mask = tgt_out != PAD
+            for i, row, m in zip(index, token_logp, mask):
+                result[i] = float(row[m].mean())
+        return result
+
     def attention_view(self, line: str, hyp: Hypothesis, decode: DecodeConfig) -> dict:
         """What a picture of one translation's attention needs: the weights (T, S) as nested lists, the source
         pieces (as the model read them, truncated alike), the output pieces with </s>, and the translation."""

@@ -44,6 +44,20 @@ def test_translate_keeps_lines_and_blanks(cli, translate_model):
     assert tabbed.exit_code == 0 and [len(x.split("\t")) for x in tabbed.stdout.split("\n")] == [2, 2, 1, 1]
 
 
+def test_translate_confidence_and_out_of_domain_warning(cli, translate_model):
+    model = translate_model.checkpoint
+    rows = json.loads(cli.run("translate", "-m", model, "--json", "der hund", "").stdout)
+    assert rows[0]["confidence"] <= 0 and rows[1]["confidence"] is None
+    sure = rows[0]["confidence"]
+    quiet = cli.run("translate", "-m", model, "--warn-confidence", max(-100, sure - 1), "der hund", "")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    warned = cli.run("translate", "-m", model, "--warn-confidence", sure / 2 if sure < 0 else -1e-9, "der hund", "")
+    assert warned.exit_code == 0 and warned.stdout.count("\n") == 2          # the output itself is unchanged
+    assert warned.stderr.startswith("warning: 1 of 1 line(s)") and "line 1" in warned.stderr
+    off = cli.run("translate", "-m", model, "--warn-confidence", 0, "der hund")
+    assert off.stderr == ""
+
+
 def test_translate_splits_input_at_newlines_only(cli, translate_model, tmp_path):
     """A form feed, NEL or line separator inside a line keeps it one line: one output line per input line."""
     path = tmp_path / "in.txt"

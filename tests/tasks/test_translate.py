@@ -103,3 +103,25 @@ def test_the_shipped_model_translates(shipped):
                                      keep_attention=True)
     assert hyps[1] == [] and all(h[0].tokens for h in (hyps[0], hyps[2]))
     assert "man" in translator.tgt_tok.decode(hyps[0][0].tokens).lower()
+
+
+def test_confidence_matches_the_greedy_decoder(translator):
+    """Teacher-forced mean log-probability per token equals the step-by-step decoder's summed log-probability
+    divided by the tokens and </s> (for outputs that ended before the length cap)."""
+    lines = ["der hund läuft", "", "ein kind spielt im park"]
+    decode = DecodeConfig(beam=1, max_len_ratio=5.0)
+    hyps = translator.translate_hyps(lines, decode)
+    confidence = translator.confidence(lines, [h[0].tokens if h else [] for h in hyps], decode)
+    assert confidence[1] is None
+    for h, c in zip((hyps[0], hyps[2]), (confidence[0], confidence[2])):
+        assert c == pytest.approx(h[0].score / (len(h[0].tokens) + 1), abs=1e-4) and c <= 0
+
+
+def test_the_shipped_model_is_less_sure_of_news_than_of_captions(shipped):
+    translator = Translator.load(shipped("translate"))
+    lines = ["Zwei Hunde spielen im Schnee.",
+             "Die Inflationsrate ist im Oktober überraschend auf 2,4 Prozent gestiegen."]
+    decode = DecodeConfig()
+    caption, news = translator.confidence(lines, [h[0].tokens for h in translator.translate_hyps(lines, decode)],
+                                          decode)
+    assert caption > decode.warn_confidence > news
