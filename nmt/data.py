@@ -162,9 +162,10 @@ def _lines(n: int) -> str:
     return f"{n} line" if n == 1 else f"{n} lines"
 
 
-def read_jsonl(path: str | Path, fields: Sequence[str], text_fields: Sequence[str] | None = None) -> list[dict]:
-    """Records of a JSONL file keeping `fields`; invalid JSON, a missing field or a field of `text_fields` (default:
-    all of them) that is not text names the line."""
+def read_jsonl(path: str | Path, fields: Sequence[str], text_fields: Sequence[str] | None = None,
+               check=None) -> list[dict]:
+    """Records of a JSONL file keeping `fields`; invalid JSON, a missing field, a field of `text_fields` (default:
+    all of them) that is not text, or a record for which `check(record)` returns a message names the line."""
     import json
     check_text_file(path)
     records = []
@@ -185,6 +186,9 @@ def read_jsonl(path: str | Path, fields: Sequence[str], text_fields: Sequence[st
             if wrong:
                 raise DataError(f"{path}: line {n}: field '{wrong[0]}' holds {type(record[wrong[0]]).__name__}, "
                                 "not text")
+            problem = check(record) if check else None
+            if problem:
+                raise DataError(f"{path}: line {n}: {problem}")
             records.append({k: record[k] for k in fields})
     if not records:
         raise DataError(f"{path} holds no records")

@@ -7,7 +7,6 @@ exactly as written, so `--input` prints `0`/`1` for SST-2 and `NUM` for TREC-6.
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -67,24 +66,21 @@ def _tsv(path: Path, rows: list[tuple[int, str]], text_field: str, label_field: 
 
 
 def _jsonl(path: Path, text_field: str, label_field: str) -> list[tuple[str, str]]:
-    from nmt.data import check_text_file
-    check_text_file(path)
-    pairs = []
-    for n, line in enumerate(read_lines(path), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}: line {n} is not valid JSON ({err.msg})") from None
-        if not isinstance(record, dict) or text_field not in record or label_field not in record:
-            raise DataError(f"{path}: line {n} has no field '{text_field}' and '{label_field}' (set them with "
-                            "--text-field and --label-field)")
-        label, text = record[label_field], record[text_field]
-        if not isinstance(text, str) or isinstance(label, (dict, list)) or label is None:
-            raise DataError(f"{path}: line {n}: '{text_field}' must be text and '{label_field}' a string or number")
-        pairs.append((str(label).lower() if isinstance(label, bool) else str(label), text))
-    return _nonempty(pairs, path)
+    """(label, text) pairs of a JSONL file; the label may be a string, number or boolean."""
+    from nmt.data import read_jsonl
+
+    def plain_label(record: dict) -> str | None:
+        label = record[label_field]
+        if isinstance(label, (dict, list)) or label is None:
+            return f"'{label_field}' must be a string or number, not {type(label).__name__}"
+        return None
+    try:
+        records = read_jsonl(path, [text_field, label_field], text_fields=[text_field], check=plain_label)
+    except DataError as exc:
+        hint = " (set them with --text-field and --label-field)" if "has no field" in str(exc) else ""
+        raise DataError(f"{exc}{hint}") from None
+    return [(str(r[label_field]).lower() if isinstance(r[label_field], bool) else str(r[label_field]), r[text_field])
+            for r in records]
 
 
 def _nonempty(pairs: list, path) -> list:
