@@ -61,19 +61,22 @@ def config_of(cls: type, extra: tuple[str, ...] = ()) -> Callable[[dict], tuple]
     return prepare
 
 
-@endpoint("translate", TranslateBody, "translation", "translations", config_of(DecodeConfig, ("attention",)),
+@endpoint("translate", TranslateBody, "translation", "translations", config_of(DecodeConfig, ("attention", "confidence")),
           example="Ein Mann mit einem roten Hut sitzt auf einer Bank im Park.")
 def translate(runner, texts: list[str], options: tuple) -> list[dict]:
-    """Translate sentences (beam 5 by default): the best translation, its score and confidence (mean log-probability
-    per token; below -1.0 the input is likely unlike the image captions the model knows), n-best lists, attention."""
+    """Translate sentences (beam 5 by default): the best translation, its score, n-best lists, attention and the
+    confidence (mean log-probability per token; below -1.0 the input is likely unlike the model's image captions)."""
     decode, extra = options
     out = []
     results = runner.translate_hyps(texts, decode, keep_attention=extra["attention"])
-    confidence = runner.confidence(texts, [hyps[0].tokens if hyps else [] for hyps in results], decode)
+    confidence = runner.confidence(texts, [hyps[0].tokens if hyps else [] for hyps in results], decode) \
+        if extra["confidence"] else [None] * len(texts)
     for line, hyps, sure in zip(texts, results, confidence):
         result = {"translation": runner.tgt_tok.decode(hyps[0].tokens) if hyps else "",
-                  "score": hyps[0].score if hyps else 0.0, "confidence": sure,
+                  "score": hyps[0].score if hyps else 0.0,
                   "truncated": len(runner.src_tok.encode(line)) > decode.max_src_tokens}
+        if extra["confidence"]:
+            result["confidence"] = sure
         if decode.n_best > 1:
             result["n_best"] = [{"translation": runner.tgt_tok.decode(h.tokens), "score": h.score} for h in hyps]
         if extra["attention"]:

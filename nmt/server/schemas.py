@@ -56,6 +56,9 @@ class TranslateBody(Texts):
     max_len_ratio: float | None = option(DecodeConfig, "max_len_ratio", "Output cap: ratio * source length "
                                             "+ 10.")
     attention: bool = Field(False, description="Add the attention weights (target x source pieces).")
+    confidence: bool = Field(False, description="Add the confidence: the mean log-probability per output token "
+                             "(below -1.0: the input is likely unlike the image captions the model knows). Costs "
+                             "one more pass of the model, about a third of the beam search's time.")
 
 
 class GenerateBody(Body):

@@ -147,11 +147,11 @@ class Translator(Runner):
             src, lengths = pad([pairs[i][0] for i in index])
             tgt_in, _ = pad([[BOS] + pairs[i][1] for i in index])                        # (B, T)
             tgt_out, _ = pad([pairs[i][1] + [EOS] for i in index])                       # (B, T)
-            logp = torch.log_softmax(self.model(src, lengths, tgt_in).float(), -1)       # (B, T, V)
-            token_logp = logp.gather(2, tgt_out[..., None]).squeeze(2)                   # (B, T)
             mask = tgt_out != PAD
-            for i, row, m in zip(index, token_logp, mask):
-                result[i] = float(row[m].mean())
+            logits = self.model(src, lengths, tgt_in, select=mask).float()               # (N, V) real tokens only
+            token_logp = logits.gather(1, tgt_out[mask][:, None]).squeeze(1) - torch.logsumexp(logits, -1)  # (N,)
+            for i, row in zip(index, token_logp.split(mask.sum(1).tolist())):
+                result[i] = float(row.mean())
         return result
 
     def attention_view(self, line: str, hyp: Hypothesis, decode: DecodeConfig) -> dict:

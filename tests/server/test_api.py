@@ -31,10 +31,10 @@ def test_translate_options_n_best_and_attention(client, runners):
     pick(runners, "translate")
     greedy = client.post("/v1/translate", json={"text": GERMAN[1], "beam": 1}).json()
     assert greedy["translation"] == runners["translate"].translate([GERMAN[1]], DecodeConfig(beam=1))[0]
-    nbest = client.post("/v1/translate", json={"text": GERMAN[1], "beam": 4, "n_best": 3}).json()
+    nbest = client.post("/v1/translate", json={"text": GERMAN[1], "beam": 4, "n_best": 3, "confidence": True}).json()
     assert len(nbest["n_best"]) == 3 and nbest["n_best"][0]["translation"] == nbest["translation"]
     assert nbest["n_best"][0]["score"] >= nbest["n_best"][1]["score"] >= nbest["n_best"][2]["score"]
-    assert nbest["confidence"] <= 0
+    assert nbest["confidence"] <= 0 and "confidence" not in greedy
     att = client.post("/v1/translate", json={"text": GERMAN[0], "attention": True}).json()["attention"]
     assert len(att["weights"]) == len(att["target"]) and all(len(row) == len(att["source"]) for row in att["weights"])
     assert att["target"][-1] == "</s>" and all(abs(sum(row) - 1) < 1e-3 for row in att["weights"])
