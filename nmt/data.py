@@ -195,11 +195,12 @@ def read_jsonl(path: str | Path, fields: Sequence[str], text_fields: Sequence[st
     return records
 
 
-def read_conll_rows(path: str | Path) -> list[list[str]]:
+def read_conll_rows(path: str | Path, lines: list[str] | None = None) -> list[list[str]]:
     """The token lines (all columns, as written) of each sentence of a CoNLL column file; -DOCSTART- lines and
-    blank lines separate sentences, and every token line must have as many columns as the first."""
+    blank lines separate sentences, and every token line must have as many columns as the first. `lines`: the
+    file's lines when the caller has read them already."""
     sentences, current, width = [], [], None
-    for n, line in enumerate(read_lines(path), 1):
+    for n, line in enumerate(read_lines(path) if lines is None else lines, 1):
         cols = line.split()
         if not cols or cols[0] == "-DOCSTART-":
             if current:

@@ -37,8 +37,9 @@ def requested() -> int:
 def choose(workload: Workload, explicit: int = 0, processes: int = 1) -> int:
     """The thread count for a workload: `explicit` (e.g. train.threads), else NMT_THREADS, else 1 for step-by-step
     work and this process's share of the cores for batch work."""
-    if explicit or requested():
-        return explicit or requested()
+    asked = explicit or requested()
+    if asked:
+        return asked
     if workload == "step":
         return 1
     cores = os.cpu_count() or 1

@@ -25,8 +25,6 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-
-
 def model_option(help: str = "Checkpoint (default: the shipped model).") -> object:
     return typer.Option("--model", "--checkpoint", "-m", help=help)
 

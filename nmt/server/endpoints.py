@@ -61,7 +61,8 @@ def config_of(cls: type, extra: tuple[str, ...] = ()) -> Callable[[dict], tuple]
     return prepare
 
 
-@endpoint("translate", TranslateBody, "translation", "translations", config_of(DecodeConfig, ("attention", "confidence")),
+@endpoint("translate", TranslateBody, "translation", "translations",
+          config_of(DecodeConfig, ("attention", "confidence")),
           example="Ein Mann mit einem roten Hut sitzt auf einer Bank im Park.")
 def translate(runner, texts: list[str], options: tuple) -> list[dict]:
     """Translate sentences (beam 5 by default): the best translation, its score, n-best lists, attention and the

@@ -282,15 +282,16 @@ class NERTagger(Runner):
         line; every other line is kept where it was (blank lines as they are, -DOCSTART- lines with the tag O), so
         the output lines up with the input, line for line."""
         from nmt.data import read_conll_rows, read_lines
-        rows = read_conll_rows(path)
+        lines = read_lines(path)
+        rows = read_conll_rows(path, lines)
         tags = iter(t for sent in self.tag([[line.split()[0] for line in sent] for sent in rows]) for t in sent)
         sep = "\t" if "\t" in rows[0][0] else " "
-        lines = []
-        for line in read_lines(path):
+        tagged = []
+        for line in lines:
             line = line.rstrip()
             first = line.split(maxsplit=1)[0] if line.strip() else None
-            lines.append(line if first is None else f"{line}{sep}{'O' if first == '-DOCSTART-' else next(tags)}")
-        return "\n".join(lines) + "\n"
+            tagged.append(line if first is None else f"{line}{sep}{'O' if first == '-DOCSTART-' else next(tags)}")
+        return "\n".join(tagged) + "\n"
 
 
 def mark_entities(text: str, entities: list[dict]) -> str:
