@@ -253,6 +253,10 @@ class ClassifierConfig:
     emb_dropout: Fraction = 0.3   # on the step inputs
     dropout: Fraction = 0.5       # on the pooled vector
     word_dropout: Fraction = 0.3  # training, unit=word: a word seen once becomes <unk> with this probability
+    ngram_buckets: Size = 0       # > 0: add a bag of the text's hashed n-grams (fastText-style; characters of
+    #                               ^name$ for unit=char, words for unit=word) hashed into this many rows; 0: off
+    ngram_max: Count = 4          # n-grams of 1..ngram_max steps
+    ngram_dim: Count = 64         # the bag's size: mean of the n-grams' vectors, beside the pooled RNN output
 
 
 @dataclass

@@ -1,17 +1,20 @@
 """Text classifier: the course's many-to-one shape (a whole sequence in, one label out).
 
 step inputs (a word's embedding + its character CNN features, or one character's embedding) -> dropout
--> BiLSTM/BiGRU -> pooling over the steps (attention, max, mean, or the two final states) -> dropout -> linear
-over the labels (softmax in the loss).
+-> BiLSTM/BiGRU -> pooling over the steps (attention, max, mean, or the two final states), optionally beside
+the mean of the text's hashed n-gram vectors (fastText's bag) -> dropout -> linear over the labels (softmax in the
+loss).
 Shapes: B texts, S steps (words or characters), U distinct words of a batch, W characters per word, H hidden per
-direction, C labels.
+direction, C labels, N n-grams of a batch.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import ClassifierConfig
+from nmt.models.cells import gru_step, lstm_step, rnn_step
 from nmt.models.rnn import Recurrent
 from nmt.models.tagger import CharCNN
 
@@ -51,12 +54,15 @@ class Classifier(nn.Module):
             if c.pooling == "attention" else None
         self.emb_dropout = nn.Dropout(c.emb_dropout)
         self.dropout = nn.Dropout(c.dropout)
-        self.output = nn.Linear(self.encoder.output_size, num_labels)
+        self.ngrams = nn.EmbeddingBag(c.ngram_buckets, c.ngram_dim, mode="mean") if c.ngram_buckets else None
+        bag = c.ngram_dim if self.ngrams is not None else 0
+        self.output = nn.Linear(self.encoder.output_size + bag, num_labels)
         for emb in self.modules():     # uniform with variance 1/dim (as the tagger), not N(0, 1)
-            if isinstance(emb, nn.Embedding):
+            if isinstance(emb, (nn.Embedding, nn.EmbeddingBag)):
                 bound = (3.0 / emb.embedding_dim) ** 0.5
                 nn.init.uniform_(emb.weight, -bound, bound)
-                emb.weight.data[0].zero_()
+                if isinstance(emb, nn.Embedding):
+                    emb.weight.data[0].zero_()
 
     def inputs(self, tokens: Tensor, chars: Tensor | None = None, char_index: Tensor | None = None) -> Tensor:
         """The encoder's step inputs (B, S, I): word embeddings and character features, or character embeddings.
@@ -69,17 +75,25 @@ class Classifier(nn.Module):
             parts.append(self.chars(chars)[char_index])                               # (B, S, F)
         return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
 
-    def forward(self, tokens: Tensor, lengths: Tensor, chars: Tensor | None = None,
-                char_index: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """tokens (B, S), lengths (B,) (each at least 1), characters as in `inputs` -> label scores (B, C) and,
-        with attention pooling, the attention weights (B, S) (else None)."""
-        x = self.emb_dropout(self.inputs(tokens, chars, char_index))
+    def forward(self, tokens: Tensor, lengths: Tensor, chars: Tensor | None = None, char_index: Tensor | None = None,
+                ngrams: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
+        """tokens (B, S), lengths (B,) (each at least 1), characters as in `inputs`, ngrams (ids (N,), offsets
+        (B,)) the hashed n-grams of each text (with ngram_buckets > 0) -> label scores (B, C) and, with attention
+        pooling, the attention weights (B, S) (else None)."""
+        x = self.emb_dropout(self.inputs(tokens, chars, char_index))                  # (B, S, I)
+        if not (self.training or torch.is_grad_enabled() or self.config.rnn.impl != "fused"):
+            B, S, _ = x.shape
+            return self.classify_steps(self.input_terms(x.reshape(B * S, -1)), torch.arange(B * S).view(B, S),
+                                       lengths, ngrams)
         mask = torch.arange(x.size(1), device=x.device)[None, :] < lengths[:, None]   # (B, S)
-        if self.training or torch.is_grad_enabled() or self.config.rnn.impl != "fused":
-            h, _ = self.encoder(x, lengths)                                           # (B, S, 2H)
-        else:
-            h = self.padded(x, lengths, mask)
+        h, _ = self.encoder(x, lengths)                                               # (B, S, 2H)
+        return self.head(h, mask, lengths, ngrams)
+
+    def head(self, h: Tensor, mask: Tensor, lengths: Tensor, ngrams) -> tuple[Tensor, Tensor | None]:
+        """Encoder outputs h (B, S, D*H) -> label scores (B, C) and the attention weights (B, S) (or None)."""
         pooled, weights = self.pool(h, mask, lengths)                                 # (B, 2H)
+        if self.ngrams is not None:
+            pooled = torch.cat([pooled, self.ngrams(*ngrams)], dim=-1)                # (B, 2H + G)
         return self.output(self.dropout(pooled)), weights
 
     def pool(self, h: Tensor, mask: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -97,32 +111,58 @@ class Classifier(nn.Module):
         size = self.config.rnn.hidden_size        # the backward direction ends at the first step
         return torch.cat([last[:, :size], h[:, 0, size:]], dim=-1), None
 
-    def padded(self, x: Tensor, lengths: Tensor, mask: Tensor) -> Tensor:
-        """The encoder at inference without packing (torch runs padded batches several times faster on CPUs):
-        each direction is one plain pass over the batch, the backward one over every text reversed within its
-        own length, so that padding only ever follows a text's real steps and none of them reads it. Same
-        weights and results as the packed encoder (up to float rounding): x (B, S, I) -> (B, S, D*H)."""
-        steps = torch.arange(x.size(1), device=x.device)[:, None]                     # (S, 1)
-        flip = torch.where(mask.T, lengths[None, :] - 1 - steps, steps)               # (S, B) each text reversed
-        x = x.transpose(0, 1).contiguous()                  # (S, B, I): torch's time-major layout is faster
-        for layer in range(self.config.rnn.num_layers):
-            outs = [self._direction(layer, 0)(x)[0]]                                  # (S, B, H)
-            if self.config.rnn.bidirectional:
-                back = self._direction(layer, 1)(x.gather(0, flip[..., None].expand_as(x)))[0]   # reversed texts
-                outs.append(back.gather(0, flip[..., None].expand_as(back)))
-            x = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
-        return x.transpose(0, 1) * mask[..., None]                                    # (B, S, D*H)
+    # --- inference from input terms -----------------------------------------------------------------------
 
-    def _direction(self, layer: int, direction: int) -> nn.Module:
-        """A one-layer, one-direction torch RNN sharing the encoder's weights of that layer and direction (kept
-        out of the module tree, so the state dict is unchanged)."""
-        cache = self.__dict__.setdefault("_directions", {})
-        if (layer, direction) not in cache:
-            rnn, c = self.encoder.rnn, self.config.rnn
-            suffix = f"_l{layer}" + ("_reverse" if direction else "")
-            size = rnn.input_size if layer == 0 else c.hidden_size * (2 if c.bidirectional else 1)
-            one = type(rnn)(size, c.hidden_size)            # time-major
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                setattr(one, f"{name}_l0", getattr(rnn, name + suffix))
-            cache[(layer, direction)] = one
-        return cache[(layer, direction)]
+    def step_table(self, tokens: Tensor, chars: Tensor | None = None) -> Tensor:
+        """Layer 0's input terms of distinct steps: tokens (U,) word or character ids and chars (U, W) their
+        characters (unit=word with character features) -> (U, D, G). Texts repeat words, so a caller that
+        computes each distinct word's term once saves most of layer 0's input product (`classify_steps`)."""
+        index = torch.arange(tokens.numel())[None]                                    # (1, U)
+        return self.input_terms(self.inputs(tokens[None], chars, index)[0])
+
+    def input_terms(self, x: Tensor, layer: int = 0) -> Tensor:
+        """x (N, I) -> W_ih x + b_ih of each direction of the layer, (N, D, G) (G = H times the cell's gates)."""
+        names = ["_reverse"] if self.config.rnn.bidirectional else []
+        w = torch.cat([self.encoder.weight(f"weight_ih_l{layer}{s}") for s in ["", *names]])     # (D*G, I)
+        b = torch.cat([self.encoder.weight(f"bias_ih_l{layer}{s}") for s in ["", *names]])       # (D*G,)
+        return F.linear(x, w, b).view(x.size(0), len(names) + 1, -1)
+
+    def classify_steps(self, table: Tensor, rows: Tensor, lengths: Tensor, ngrams=None) -> tuple[Tensor, Tensor | None]:
+        """Inference from layer 0's input terms: table (U, D, G) (`step_table`), rows (B, S) each step's row of
+        it, lengths (B,) -> label scores (B, C) and attention weights (B, S) or None, as `forward`."""
+        mask = torch.arange(rows.size(1))[None, :] < lengths[:, None]                 # (B, S)
+        return self.head(self.encode_steps(table, rows, mask), mask, lengths, ngrams)
+
+    def encode_steps(self, table: Tensor, rows: Tensor, mask: Tensor) -> Tensor:
+        """The encoder's outputs (B, S, D*H), zero on padding, from layer 0's input terms (the same equations
+        as torch's module, one loop over the steps per direction and layer)."""
+        rows, steps = rows.T, mask.T                                                  # (S, B)
+        terms = lambda d: (lambda t: table[rows[t], d])                               # noqa: E731  (B, G)
+        directions = 2 if self.config.rnn.bidirectional else 1
+        for layer in range(self.config.rnn.num_layers):
+            h = torch.cat([self._sweep(layer, d, terms(d), steps) for d in range(directions)], dim=-1)  # (S, B, DH)
+            if layer + 1 < self.config.rnn.num_layers:
+                upper = self.input_terms(h.reshape(-1, h.size(-1)), layer + 1).view(*h.shape[:2], directions, -1)
+                terms = lambda d, upper=upper: (lambda t: upper[t, :, d])             # noqa: E731
+        return (h * steps[..., None]).transpose(0, 1)
+
+    def _sweep(self, layer: int, direction: int, term, steps: Tensor) -> Tensor:
+        """One direction of one layer: term(t) the input term of step t (B, G), steps (S, B) real-step mask ->
+        outputs (S, B, H). The backward direction starts at the last step and holds its zero state over each
+        text's padding, so it meets every text's last word fresh."""
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        w_hh, b_hh = self.encoder.weight("weight_hh" + suffix), self.encoder.weight("bias_hh" + suffix)
+        S, B = steps.shape
+        h = c = torch.zeros(B, self.config.rnn.hidden_size)
+        cell, out = self.config.rnn.cell, [None] * S
+        for t in (range(S - 1, -1, -1) if direction else range(S)):
+            if cell == "lstm":
+                new_h, new_c = lstm_step(term(t), (h, c), w_hh, b_hh)
+            else:
+                new_h = gru_step(term(t), h, w_hh, b_hh) if cell == "gru" else rnn_step(term(t), h, w_hh, b_hh)
+                new_c = c
+            if direction:
+                keep = steps[t, :, None]                                              # (B, 1)
+                new_h, new_c = torch.where(keep, new_h, h), torch.where(keep, new_c, c)
+            h, c, out[t] = new_h, new_c, new_h
+        return torch.stack(out)

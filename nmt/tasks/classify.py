@@ -1,15 +1,14 @@
-"""Text classification, the course's many-to-one shape: labelled files and splits, words to tensors, the training
-task, and the TextClassifier runner (labels with probabilities, attention weights, scores).
-
-Labelled data is a list of (label, text) pairs. Files hold one example a line as `LABEL TEXT`, a TSV (`LABEL<TAB>
-TEXT`, or any columns named by a header row) or JSONL records (`--text-field`, `--label-field`). Labels are kept
-exactly as written, so `--input` prints `0`/`1` for SST-2 and `NUM` for TREC-6.
+"""Text classification, the course's many-to-one shape: words to tensors, the training task, and the TextClassifier
+runner (labels with probabilities, attention weights, scores). Labelled files and the corpora's splits are read
+by nmt/labelled.py: (label, text) pairs, labels kept exactly as written, so `--input` prints `0`/`1` for SST-2
+and `NUM` for TREC-6.
 """
 from __future__ import annotations
 
 import math
 import random
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,119 +20,14 @@ from torch import Tensor
 from nmt import checkpoint as ckpt_io
 from nmt import metrics
 from nmt.config import CLASSIFY_PRESETS, ClassifierConfig, ClassifySetup, from_dict
-from nmt.data import DataError, bucket_batches, pad, read_lines
+from nmt.data import DataError, bucket_batches, pad
+from nmt.labelled import corpus_pairs, read_labelled, read_names, stratified_split  # noqa: F401 (the task's data)
 from nmt.models.classifier import Classifier
 from nmt.tasks.base import Runner, Task, Validation, model_weights
 from nmt.tokenizers import UNK, CharTokenizer, WordTokenizer, tokenizer_from_state
 
 TASK = "classify"
 SETUP, PRESETS = ClassifySetup, CLASSIFY_PRESETS
-
-
-# --- labelled files and splits ------------------------------------------------------------------------------
-
-def read_labelled(path: str | Path, text_field: str = "text", label_field: str = "label") -> list[tuple[str, str]]:
-    """(label, text) pairs of a file: JSONL (.jsonl), TSV (.tsv) or `LABEL TEXT` lines (anything else).
-
-    Blank lines are skipped; a line with a label and no text names the file and line."""
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        return _jsonl(path, text_field, label_field)
-    rows = [(n, line) for n, line in enumerate(read_lines(path), 1) if line.strip()]
-    if path.suffix == ".tsv":
-        return _tsv(path, rows, text_field, label_field)
-    pairs = []
-    for n, line in rows:
-        parts = line.split(None, 1)
-        if len(parts) < 2:
-            raise DataError(f"{path}: line {n} has a label and no text (expected LABEL TEXT)")
-        pairs.append((parts[0], parts[1].strip()))
-    return _nonempty(pairs, path)
-
-
-def _tsv(path: Path, rows: list[tuple[int, str]], text_field: str, label_field: str) -> list[tuple[str, str]]:
-    """LABEL<TAB>TEXT rows, or the columns a header row names `label_field` and `text_field`."""
-    header = rows[0][1].split("\t") if rows else []
-    named = text_field in header and label_field in header
-    columns = (header.index(label_field), header.index(text_field)) if named else (0, 1)
-    pairs = []
-    for n, line in rows[1:] if named else rows:
-        cells = line.split("\t")
-        if len(cells) <= max(columns) or not cells[columns[1]].strip():
-            raise DataError(f"{path}: line {n} has no text in column {columns[1] + 1}")
-        pairs.append((cells[columns[0]].strip(), cells[columns[1]].strip()))
-    return _nonempty(pairs, path)
-
-
-def _jsonl(path: Path, text_field: str, label_field: str) -> list[tuple[str, str]]:
-    """(label, text) pairs of a JSONL file; the label may be a string, number or boolean."""
-    from nmt.data import read_jsonl
-
-    def plain_label(record: dict) -> str | None:
-        label = record[label_field]
-        if isinstance(label, (dict, list)) or label is None:
-            return f"'{label_field}' must be a string or number, not {type(label).__name__}"
-        return None
-    try:
-        records = read_jsonl(path, [text_field, label_field], text_fields=[text_field], check=plain_label)
-    except DataError as exc:
-        hint = " (set them with --text-field and --label-field)" if "has no field" in str(exc) else ""
-        raise DataError(f"{exc}{hint}") from None
-    return [(str(r[label_field]).lower() if isinstance(r[label_field], bool) else str(r[label_field]), r[text_field])
-            for r in records]
-
-
-def _nonempty(pairs: list, path) -> list:
-    if not pairs:
-        raise DataError(f"{path} holds no labelled examples")
-    return pairs
-
-
-def read_names(paths) -> list[tuple[str, str]]:
-    """(language, name) pairs from one file per language (`LANGUAGE.txt`, one name a line), without the
-    duplicates inside a language; a name listed under two languages stays under both."""
-    pairs = []
-    for path in sorted(paths, key=lambda p: Path(p).stem):
-        names = dict.fromkeys(line.strip() for line in read_lines(path) if line.strip())
-        pairs += [(Path(path).stem, name) for name in names]
-    return _nonempty(pairs, paths[0] if paths else "the names folder")
-
-
-def stratified_split(pairs: list, shares: tuple[float, ...], seed: int) -> list[list]:
-    """Split (label, text) pairs into len(shares) + 1 parts: each label's examples are shuffled (seeded) and the
-    first round(share * n) go to each held-out part in turn, the rest (the first part) trains."""
-    by_label: dict[str, list] = {}
-    for pair in pairs:
-        by_label.setdefault(pair[0], []).append(pair)
-    parts: list[list] = [[] for _ in range(len(shares) + 1)]
-    for label in sorted(by_label):
-        items = list(by_label[label])
-        random.Random(f"{seed}/{label}").shuffle(items)
-        start = 0
-        for k, share in enumerate(shares, 1):
-            size = round(share * len(items))
-            parts[k] += items[start:start + size]
-            start += size
-        parts[0] += items[start:]
-    return parts
-
-
-def corpus_pairs(name: str, split: str, d, data_dir=None) -> list[tuple[str, str]]:
-    """The (label, text) pairs of a named corpus's split: sst2 train / dev (its files); trec train / dev (coarse
-    labels; dev: a seeded share of the training file); names train / dev / test (a seeded stratified split).
-    `d` is the data config holding the splits' shares and seed (dev_share, test_share, split_seed)."""
-    from nmt.corpora import corpus_files
-    files = corpus_files(name, split, data_dir)
-    if files["kind"] == "names":
-        parts = stratified_split(read_names(files["paths"]), (d.dev_share, d.test_share), d.split_seed)
-        return parts[("train", "dev", "test").index(split)]
-    pairs = read_labelled(files["paths"][0])
-    if files.get("label") == "coarse":
-        pairs = [(label.split(":")[0], text) for label, text in pairs]
-    if files.get("holdout"):
-        train, dev = stratified_split(pairs, (d.dev_share,), d.split_seed)
-        pairs = dev if split == "dev" else train
-    return pairs
 
 
 # --- texts to steps to tensors ------------------------------------------------------------------------------
@@ -160,6 +54,7 @@ class Encoded:
     chars: list[tuple[int, ...]] | None        # unit=word: the character ids of each word
     label: int | None = None
     truncated: int = 0                         # steps cut off (beyond data.max_tokens)
+    ngrams: list[int] | None = None            # model.ngram_buckets > 0: the rows of the text's hashed n-grams
 
 
 @dataclass
@@ -170,6 +65,7 @@ class ClassifyBatch:
     char_index: Tensor | None    # (B, S) row of `chars` for each position
     labels: Tensor | None        # (B,) label ids, or None at inference
     index: list[int]             # positions of the texts in the input
+    ngrams: tuple[Tensor, Tensor] | None = None   # the texts' n-gram rows (N,) and where each text's start (B,)
 
 
 class Steps:
@@ -177,6 +73,7 @@ class Steps:
 
     def __init__(self, setup: ClassifySetup, tokenizer):
         self.data, self.unit, self.tokenizer = setup.data, setup.model.unit, tokenizer
+        self.buckets, self.max_n = setup.model.ngram_buckets, setup.model.ngram_max
         self.seen: dict[str, tuple[int, tuple]] = {}      # word -> (id, its characters): texts repeat words
 
     def split(self, text: str) -> list[str]:
@@ -188,10 +85,11 @@ class Steps:
     def encode(self, steps: list[str], label: int | None = None) -> Encoded:
         cut = max(0, len(steps) - self.data.max_tokens)
         steps = steps[: self.data.max_tokens]
+        grams = hashed_ngrams(steps, self.max_n, self.buckets) if self.buckets and steps else None
         if self.unit == "char":
-            return Encoded(self.tokenizer.encode("".join(steps)), None, label, cut)
+            return Encoded(self.tokenizer.encode("".join(steps)), None, label, cut, grams)
         pairs = [self.seen.get(w) or self._word(w) for w in steps]
-        return Encoded([i for i, _ in pairs], [c for _, c in pairs], label, cut)
+        return Encoded([i for i, _ in pairs], [c for _, c in pairs], label, cut, grams)
 
     def _word(self, word: str) -> tuple[int, tuple]:
         if len(self.seen) >= 200_000:
@@ -199,6 +97,14 @@ class Steps:
         (i,), (chars,) = self.tokenizer.encode([word])
         pair = self.seen[word] = (i, tuple(chars[: self.data.max_word_chars]) or (UNK,))
         return pair
+
+
+def hashed_ngrams(steps: list[str], max_n: int, buckets: int) -> list[int]:
+    """The distinct 1..max_n-grams of ^ steps $ (characters or words), each hashed (CRC-32, the same on every
+    machine and run) to one of `buckets` rows: fastText's bag of n-grams, without a vocabulary to store."""
+    marked = ["^", *steps, "$"]
+    grams = {"\x1f".join(marked[i:i + n]) for n in range(1, max_n + 1) for i in range(len(marked) - n + 1)}
+    return sorted({zlib.crc32(g.encode("utf-8", "surrogatepass")) % buckets for g in grams})
 
 
 def make_batch(items: list[Encoded], index: list[int], unk_words: Tensor | None = None, word_dropout: float = 0.0,
@@ -215,7 +121,32 @@ def make_batch(items: list[Encoded], index: list[int], unk_words: Tensor | None 
         drop = unk_words[tokens] & (torch.rand(tokens.shape, generator=gen) < word_dropout)
         tokens = tokens.masked_fill(drop, UNK)
     labels = torch.tensor([items[i].label for i in index]) if items[index[0]].label is not None else None
-    return ClassifyBatch(tokens, lengths, chars, char_index, labels, list(index))
+    ngrams = ngram_tensors([items[i].ngrams for i in index]) if items[index[0]].ngrams is not None else None
+    return ClassifyBatch(tokens, lengths, chars, char_index, labels, list(index), ngrams)
+
+
+def ngram_tensors(rows: list[list[int]]) -> tuple[Tensor, Tensor]:
+    """Each text's n-gram rows -> all of them (N,) and where each text's start (B,), as nn.EmbeddingBag takes."""
+    return (torch.tensor([r for row in rows for r in row]),
+            torch.tensor([0] + [len(row) for row in rows[:-1]]).cumsum(0))
+
+
+class StepTable:
+    """The distinct steps of many texts (a word with its characters, or a character), numbered in order of
+    appearance, and each text's steps as those numbers, so that a model computes each one's input term once."""
+
+    def __init__(self, items: list[Encoded]):
+        keys: dict = {}
+        words = items[0].chars is not None
+        self.rows = [[keys.setdefault(key, len(keys)) for key in (zip(item.tokens, item.chars) if words
+                                                                   else item.tokens)] for item in items]
+        self.keys, self.words = list(keys), words
+
+    def tensors(self) -> tuple[Tensor, Tensor | None]:
+        """The distinct steps' ids (U,) and, for words with characters, their characters (U, W)."""
+        if not self.words:
+            return torch.tensor(self.keys), None
+        return torch.tensor([k for k, _ in self.keys]), pad([c for _, c in self.keys])[0]
 
 
 # --- training -----------------------------------------------------------------------------------------------
@@ -242,7 +173,7 @@ class ClassifyTask(Task):
         return [make_batch(self.train, g, self.singletons, self.setup.model.word_dropout, rng) for g in groups]
 
     def loss(self, model: Classifier, batch: ClassifyBatch):
-        logits, _ = model(batch.tokens, batch.lengths, batch.chars, batch.char_index)     # (B, C)
+        logits, _ = model(batch.tokens, batch.lengths, batch.chars, batch.char_index, batch.ngrams)   # (B, C)
         loss = F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.setup.train.label_smoothing)
         n = batch.labels.numel()
         return loss, {"tokens": n, "nll": float(F.cross_entropy(logits.detach().float(), batch.labels)) * n}
@@ -324,22 +255,35 @@ class TextClassifier(Runner):
     @torch.inference_mode()
     def run(self, texts: list[str], attention: bool = False) -> tuple[Tensor, list[Encoded], list]:
         """Probabilities (N, C) (NaN rows for empty texts), the encoded texts, and the attention weights of each
-        text's steps (when asked for and the model pools by attention; else empty lists)."""
+        text's steps (when asked for and the model pools by attention; else empty lists). Texts go in blocks
+        (length-sorted): each distinct word's input term is computed once per block, then batches gather them."""
         self.model.eval()
         items = [self.steps.encode(self.steps.split(t)) for t in texts]
         probs = torch.full((len(texts), len(self.labels)), float("nan"))
         weights: list = [[] for _ in texts]
-        real = [i for i, item in enumerate(items) if item.tokens]
-        for group in bucket_batches([len(items[i].tokens) for i in real], 0, self.setup.data.eval_batch_size,
-                                    shuffle=False):
-            index = [real[g] for g in group]
-            batch = make_batch(items, index)
-            logits, att = self.model(batch.tokens, batch.lengths, batch.chars, batch.char_index)   # (B, C)
-            probs[index] = logits.float().softmax(dim=-1)
-            if attention and att is not None:
-                for row, i in enumerate(index):
-                    weights[i] = att[row, : len(items[i].tokens)].tolist()
+        real = sorted((i for i, item in enumerate(items) if item.tokens), key=lambda i: len(items[i].tokens))
+        size = self.setup.data.eval_batch_size
+        for block in (real[k:k + 8 * size] for k in range(0, len(real), 8 * size)):
+            table = StepTable([items[i] for i in block])
+            terms = self.model.step_table(*table.tensors()) if self.model.config.rnn.impl == "fused" else None
+            for start in range(0, len(block), size):
+                index = block[start:start + size]
+                logits, att = self._scores(items, index, terms, table.rows[start:start + size])  # (B, C)
+                probs[index] = logits.float().softmax(dim=-1)
+                if attention and att is not None:
+                    for row, i in enumerate(index):
+                        weights[i] = att[row, : len(items[i].tokens)].tolist()
         return probs, items, weights
+
+    def _scores(self, items: list[Encoded], index: list[int], terms: Tensor | None, rows: list[list[int]]):
+        """Label scores (B, C) and attention weights of the texts `index`: from the block's input terms (U, D,
+        G) and the texts' rows of them, or (terms None: impl torch or scratch) through the model's own encoder."""
+        if terms is None:
+            batch = make_batch(items, index)
+            return self.model(batch.tokens, batch.lengths, batch.chars, batch.char_index, batch.ngrams)
+        rows_, lengths = pad(rows)                                                    # (B, S)
+        grams = ngram_tensors([items[i].ngrams for i in index]) if items[index[0]].ngrams else None
+        return self.model.classify_steps(terms, rows_, lengths, grams)
 
     def predict(self, texts: list[str]) -> list[str | None]:
         """The most probable label of each text (None for an empty text)."""

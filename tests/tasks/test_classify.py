@@ -13,7 +13,7 @@ from nmt.data import DataError
 from nmt.models.classifier import Classifier
 from nmt.tasks import make_setup
 from nmt.tasks.classify import (ClassifyTask, TextClassifier, build_tokenizer, check_labels, corpus_pairs,
-                                make_batch, read_labelled, read_names, stratified_split, words)
+                                hashed_ngrams, make_batch, read_labelled, read_names, stratified_split, words)
 
 POSITIVE, NEGATIVE = "good great fine lovely superb".split(), "bad awful poor dull boring".split()
 FILLER = "the film was a and plot acting story".split()
@@ -146,6 +146,29 @@ def test_padded_inference_equals_the_packed_encoder(cell, layers, bidirectional,
     fast = runner.run(texts)[0]
     runner.model.config.rnn.impl = "torch"                  # packed sequences through torch's module
     assert torch.allclose(runner.run(texts)[0], fast, atol=1e-5)
+
+
+@pytest.mark.parametrize("unit,cell", [("word", "lstm"), ("char", "gru")])
+def test_the_ngram_bag_keeps_padding_invariance_and_the_fast_path(unit, cell):
+    """With a bag of hashed n-grams beside the RNN: each text alone scores as in a batch, and the inference path
+    from input terms equals the model's own (packed) encoder."""
+    torch.manual_seed(0)
+    runner = runner_for(toy_pairs(50), **{"model.unit": unit, "model.rnn.cell": cell, "model.ngram_buckets": 97,
+                                          "model.ngram_dim": 8})
+    texts = ["the film was superb", "bad", "a lovely and fine story of the plot", "dull dull"]
+    together = runner.run(texts)[0]
+    for i, text in enumerate(texts):
+        assert torch.allclose(runner.run([text])[0][0], together[i], atol=1e-5)
+    runner.model.config.rnn.impl = "torch"
+    assert torch.allclose(runner.run(texts)[0], together, atol=1e-5)
+
+
+def test_hashed_ngrams_are_stable_distinct_and_bounded():
+    grams = hashed_ngrams(list("anna"), 3, 1000)
+    # ^ a n a $ -> 1-grams {^, a, n, $}, 2-grams {^a, an, nn, na, a$}, 3-grams {^an, ann, nna, na$}: 13 distinct
+    assert grams == sorted(set(grams)) and len(grams) <= 13 and all(0 <= g < 1000 for g in grams)
+    assert grams == hashed_ngrams(list("anna"), 3, 1000)
+    assert hashed_ngrams(["a", "good", "film"], 2, 2 ** 20) != hashed_ngrams(["a", "film", "good"], 2, 2 ** 20)
 
 
 def test_attention_weights_are_zero_on_padding():
