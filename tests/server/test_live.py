@@ -121,3 +121,17 @@ def test_a_checkpoint_that_fails_to_load_stops_the_server_with_one_error_line(tm
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: {bad} is not a readable nmt checkpoint")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("client", ["httpx", "raw"])
+def test_the_load_bench_drives_a_real_server_without_errors(runners, client):
+    """bench/serve_load.py's load generator (both clients) against a live tagging server: 16 concurrent
+    connections for a second, every answer a 200, latencies measured."""
+    import asyncio
+
+    from bench.serve_load import BODIES, load
+    app = create_app(ServeSettings(), runners=pick(runners, "tag"))
+    with live_server(app) as base:
+        point = asyncio.run(load(base, "/v1/tag", BODIES["tag"], 16, 1.0, 10_000, client))
+    assert point["errors"] == 0 and point["requests"] >= 16
+    assert 0 < point["p50_ms"] <= point["p99_ms"] and point["client_cpu_ms"] > 0
