@@ -107,6 +107,12 @@ def evaluate_charlm(
     text_file: Annotated[Optional[Path], typer.Option("--text-file", help="... or any UTF-8 text.")] = None,
     model: Model = None,
     data_dir: DataDir = None,
+    dynamic_lr: Annotated[float, typer.Option(help="> 0: dynamic evaluation, the model takes an SGD step of this "
+                                              "rate on each 50-character chunk after scoring it (a different "
+                                              "measure: say so when you report it).", min=0.0)] = 0.0,
+    dynamic_decay: Annotated[float, typer.Option(help="Dynamic evaluation: each step also pulls the weights "
+                                                 "this share of the way back to the trained ones.",
+                                                 min=0.0, max=1.0)] = 0.0,
     as_json: JsonOut = False,
 ):
     """Loss (nats/char), bits per character and perplexity, hidden state carried through the whole text.
@@ -126,10 +132,11 @@ def evaluate_charlm(
     unknown = generator.unknown(text)
     if unknown:
         err.print(f"[yellow]note:[/yellow] {len(unknown)} character type(s) unseen in training are scored as <unk>")
-    result = generator.evaluate(text)
+    result = generator.evaluate(text, dynamic_lr, dynamic_decay)
     if as_json:
         print_json({k: result[k] for k in ("loss", "bpc", "perplexity")})
         return
-    out.print(table(f"{text_file or corpus + ' (last 10%)'}: {result['characters']:,} characters",
+    how = f", dynamic evaluation (lr {dynamic_lr:g}, decay {dynamic_decay:g})" if dynamic_lr else ""
+    out.print(table(f"{text_file or corpus + ' (last 10%)'}: {result['characters']:,} characters{how}",
                     ("loss (nats/char)", "bits/char", "perplexity"),
                     [(f"{result['loss']:.4f}", f"{result['bpc']:.4f}", f"{result['perplexity']:.3f}")]))

@@ -70,6 +70,33 @@ def evaluate_ids(model: CharLM, ids: Tensor, streams: int = 1, unroll: int = 256
             "characters": count}
 
 
+def evaluate_dynamic(model: CharLM, ids: Tensor, lr: float, decay: float = 0.0, unroll: int = 50) -> dict:
+    """Dynamic evaluation (Krause et al. 2018): one stream through the text in chunks of `unroll`; each chunk is
+    scored first, then the model takes one SGD step on that chunk's mean loss (w <- w - lr * grad) and is pulled
+    back towards its trained weights (w <- w + decay * (w_trained - w)), so it adapts to the text it has already
+    read (recent names, the current scene). A different measure from `evaluate_ids`: the model changes as it
+    reads. Works on a float32 copy; the given model is untouched. Returns what `evaluate_ids` returns."""
+    state_dict = {k: v.float() for k, v in model.state_dict().items()}
+    model = CharLM(model.config).eval()                                # eval: no dropout while adapting
+    model.load_state_dict(state_dict)
+    params = [p for p in model.parameters() if p.requires_grad]
+    trained = [p.detach().clone() for p in params]
+    state, nll, count = None, 0.0, 0
+    for chunk in stream_chunks(ids, 1, unroll):
+        with torch.enable_grad():
+            logits, state = model(chunk.x, state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), chunk.y.reshape(-1), reduction="sum")
+            (loss / chunk.y.numel()).backward()
+        nll, count, state = nll + float(loss.detach()), count + chunk.y.numel(), CharLM.detach(state)
+        with torch.no_grad():
+            for p, p0 in zip(params, trained):
+                p.sub_(p.grad, alpha=lr).add_(p0 - p, alpha=decay)
+                p.grad = None
+    loss = nll / count
+    return {"loss": loss, "bpc": metrics.bits_per_char(loss), "perplexity": metrics.perplexity(loss),
+            "characters": count}
+
+
 class CharLMTask(Task):
     name = TASK
     shards_itself = True      # each stream's hidden state stays on one rank
@@ -163,9 +190,12 @@ class TextGenerator(Runner):
         return generate_batch(self.model, self.tokenizer, options.prime, options.length, options.temperature,
                               options.top_k, options.top_p, seed, options.num_samples)
 
-    def evaluate(self, text: str) -> dict:
-        """Loss (nats/char), bits per character and perplexity of `text`, read as one stream."""
+    def evaluate(self, text: str, dynamic_lr: float = 0.0, dynamic_decay: float = 0.0) -> dict:
+        """Loss (nats/char), bits per character and perplexity of `text`, read as one stream; with dynamic_lr >
+        0, by dynamic evaluation (`evaluate_dynamic`: the model learns from each chunk after scoring it)."""
         ids = torch.tensor(self.tokenizer.encode(text))
+        if dynamic_lr > 0:
+            return evaluate_dynamic(self.model, ids, dynamic_lr, dynamic_decay)
         return evaluate_ids(self.model, ids, streams=1, unroll=self.setup.data.eval_unroll)
 
 

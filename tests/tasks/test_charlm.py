@@ -11,6 +11,7 @@ from nmt.tasks import make_setup
 from nmt.tasks.charlm import (
     CharLMTask,
     TextGenerator,
+    evaluate_dynamic,
     evaluate_ids,
     generate,
     generate_batch,
@@ -148,3 +149,18 @@ def test_evaluation_unroll_comes_from_the_setup(generator):
         assert generator.evaluate(TEXT[:300])["loss"] == pytest.approx(one["loss"], rel=1e-4)
     finally:
         generator.setup.data.eval_unroll = make_setup("charlm", "tiny").data.eval_unroll
+
+
+def test_dynamic_evaluation_learns_as_it_reads_and_leaves_the_model_alone(generator):
+    """With rate 0 it is the static one-stream loss; on a text that repeats a line the model has never seen, the
+    model that learns from each chunk after scoring it predicts the repeats better; the runner's model is kept."""
+    before = {k: v.clone() for k, v in generator.model.state_dict().items()}
+    text = TEXT[:300]
+    ids = torch.tensor(generator.tokenizer.encode(text))
+    assert evaluate_dynamic(generator.model, ids, 0.0)["loss"] == pytest.approx(generator.evaluate(text)["loss"],
+                                                                                  rel=1e-4)
+    repeated = "be not afraid of greatness, some are born great. " * 12
+    static = generator.evaluate(repeated)["loss"]
+    dynamic = generator.evaluate(repeated, dynamic_lr=0.5, dynamic_decay=0.0)
+    assert dynamic["loss"] < static and dynamic["characters"] == len(repeated) - 1
+    assert all(torch.equal(v, generator.model.state_dict()[k]) for k, v in before.items())
