@@ -4,7 +4,7 @@ through one linear layer (an EmbeddingBag summing one weight row per n-gram) and
 and weight decay for a fixed number of epochs; the epoch with the best dev accuracy is kept, then the chosen split
 is scored (accuracy and macro F1, in %), the same split reading as `classify --corpus`.
 
-    python bench/ngram_baseline.py --corpus names --split test
+    python bench/ngram_baseline.py --corpus names --split test [--seed 2]
     python bench/ngram_baseline.py --corpus sst2 --split dev --max-n 5
 """
 from __future__ import annotations
@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--max-n", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--weight-decay", type=float, default=1e-5)
+    parser.add_argument("--seed", type=int, default=1, help="Initialisation and batch order.")
     parser.add_argument("--preset", default=None, help="Classify preset whose data settings split the corpus "
                                                        "(default: the corpus's own, else base).")
     args = parser.parse_args()
@@ -100,10 +101,10 @@ def main() -> None:
     train, dev = corpus_pairs(args.corpus, "train", data), corpus_pairs(args.corpus, "dev", data)
     scored = dev if args.split == "dev" else corpus_pairs(args.corpus, args.split, data)
     start = time.perf_counter()
-    predict, log = fit(train, dev, args.max_n, args.epochs, args.weight_decay)
+    predict, log = fit(train, dev, args.max_n, args.epochs, args.weight_decay, args.seed)
     predicted = predict([t for _, t in scored])
     gold = [y for y, _ in scored]
-    print(json.dumps({"corpus": args.corpus, "split": args.split, "examples": len(scored),
+    print(json.dumps({"corpus": args.corpus, "split": args.split, "seed": args.seed, "examples": len(scored),
                       "accuracy": round(accuracy(gold, predicted), 2), "macro_f1": round(macro_f1(gold, predicted), 2),
                       "best_dev_epoch": log.index(max(log)) + 1, "dev_accuracy_by_epoch": [round(a, 2) for a in log],
                       "seconds": round(time.perf_counter() - start, 1)}, indent=1))
