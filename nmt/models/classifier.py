@@ -137,19 +137,19 @@ class Classifier(nn.Module):
         """The encoder's outputs (B, S, D*H), zero on padding, from layer 0's input terms (the same equations
         as torch's module, one loop over the steps per direction and layer)."""
         rows, steps = rows.T, mask.T                                                  # (S, B)
-        terms = lambda d: (lambda t: table[rows[t], d])                               # noqa: E731  (B, G)
+        term = lambda t, d: table[rows[t], d]                                         # noqa: E731  (B, G)
         directions = 2 if self.config.rnn.bidirectional else 1
         for layer in range(self.config.rnn.num_layers):
-            h = torch.cat([self._sweep(layer, d, terms(d), steps) for d in range(directions)], dim=-1)  # (S, B, DH)
+            h = torch.cat([self._sweep(layer, d, term, steps) for d in range(directions)], dim=-1)   # (S, B, D*H)
             if layer + 1 < self.config.rnn.num_layers:
-                upper = self.input_terms(h.reshape(-1, h.size(-1)), layer + 1).view(*h.shape[:2], directions, -1)
-                terms = lambda d, upper=upper: (lambda t: upper[t, :, d])             # noqa: E731
+                upper = self.input_terms(h.flatten(0, 1), layer + 1).unflatten(0, h.shape[:2])    # (S, B, D, G)
+                term = lambda t, d, upper=upper: upper[t, :, d]                       # noqa: E731
         return (h * steps[..., None]).transpose(0, 1)
 
     def _sweep(self, layer: int, direction: int, term, steps: Tensor) -> Tensor:
-        """One direction of one layer: term(t) the input term of step t (B, G), steps (S, B) real-step mask ->
-        outputs (S, B, H). The backward direction starts at the last step and holds its zero state over each
-        text's padding, so it meets every text's last word fresh."""
+        """One direction of one layer: term(t, direction) the input term of step t (B, G), steps (S, B) the
+        real-step mask -> outputs (S, B, H). The backward direction starts at the last step and holds its zero
+        state over each text's padding, so it meets every text's last word fresh."""
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
         w_hh, b_hh = self.encoder.weight("weight_hh" + suffix), self.encoder.weight("bias_hh" + suffix)
         S, B = steps.shape
@@ -157,9 +157,10 @@ class Classifier(nn.Module):
         cell, out = self.config.rnn.cell, [None] * S
         for t in (range(S - 1, -1, -1) if direction else range(S)):
             if cell == "lstm":
-                new_h, new_c = lstm_step(term(t), (h, c), w_hh, b_hh)
+                new_h, new_c = lstm_step(term(t, direction), (h, c), w_hh, b_hh)
             else:
-                new_h = gru_step(term(t), h, w_hh, b_hh) if cell == "gru" else rnn_step(term(t), h, w_hh, b_hh)
+                x = term(t, direction)                                                # (B, G)
+                new_h = gru_step(x, h, w_hh, b_hh) if cell == "gru" else rnn_step(x, h, w_hh, b_hh)
                 new_c = c
             if direction:
                 keep = steps[t, :, None]                                              # (B, 1)
