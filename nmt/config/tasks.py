@@ -58,7 +58,7 @@ CHARLM_PRESETS: Presets = {
     "shakespeare": {"model.embed_size": 128, "model.weight_drop": 0.15, "model.dropout": 0.25,
                     "model.emb_dropout": 0.05, "train.optim.lr": 3e-3, "train.optim.schedule": "cosine",
                     "train.optim.warmup_steps": 100, "train.optim.min_lr": 1e-4, "train.eval_every": 200,
-                    "train.patience": 100, "train.max_minutes": 56.0, "train.max_steps": 1800},
+                    "train.patience": 100, "train.max_minutes": 56.0, "train.max_steps": 3000},
     "tiny": {"model.embed_size": 32, "model.rnn.hidden_size": 64, "model.rnn.num_layers": 1,
              "data.streams": 8, "data.unroll": 32, "train.eval_every": 50},
 }
