@@ -55,6 +55,13 @@ def stream_chunks(ids: Tensor, streams: int, unroll: int, offset: int = 0) -> li
     return [Chunk(x[:, i:i + unroll], y[:, i:i + unroll], i == 0) for i in range(0, per_stream, unroll)]
 
 
+def loss_scores(nll: float, count: int) -> dict:
+    """Summed negative log-likelihood over `count` characters -> loss (nats/char), bits/char, perplexity."""
+    loss = nll / count
+    return {"loss": loss, "bpc": metrics.bits_per_char(loss), "perplexity": metrics.perplexity(loss),
+            "characters": count}
+
+
 @torch.inference_mode()
 def evaluate_ids(model: CharLM, ids: Tensor, streams: int = 1, unroll: int = 256) -> dict:
     """Loss in nats per character with the hidden state carried through the text, bits per character, perplexity."""
@@ -65,9 +72,7 @@ def evaluate_ids(model: CharLM, ids: Tensor, streams: int = 1, unroll: int = 256
         nll += float(F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), chunk.y.reshape(-1),
                                      reduction="sum"))
         count += chunk.y.numel()
-    loss = nll / count
-    return {"loss": loss, "bpc": metrics.bits_per_char(loss), "perplexity": metrics.perplexity(loss),
-            "characters": count}
+    return loss_scores(nll, count)
 
 
 def evaluate_dynamic(model: CharLM, ids: Tensor, lr: float, decay: float = 0.0, unroll: int = 50) -> dict:
@@ -92,9 +97,7 @@ def evaluate_dynamic(model: CharLM, ids: Tensor, lr: float, decay: float = 0.0, 
             for p, p0 in zip(params, trained):
                 p.sub_(p.grad, alpha=lr).add_(p0 - p, alpha=decay)
                 p.grad = None
-    loss = nll / count
-    return {"loss": loss, "bpc": metrics.bits_per_char(loss), "perplexity": metrics.perplexity(loss),
-            "characters": count}
+    return loss_scores(nll, count)
 
 
 class CharLMTask(Task):

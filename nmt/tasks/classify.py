@@ -262,28 +262,29 @@ class TextClassifier(Runner):
         probs = torch.full((len(texts), len(self.labels)), float("nan"))
         weights: list = [[] for _ in texts]
         real = sorted((i for i, item in enumerate(items) if item.tokens), key=lambda i: len(items[i].tokens))
-        size = self.setup.data.eval_batch_size
+        size, fused = self.setup.data.eval_batch_size, self.model.config.rnn.impl == "fused"
         for block in (real[k:k + 8 * size] for k in range(0, len(real), 8 * size)):
-            table = StepTable([items[i] for i in block])
-            terms = self.model.step_table(*table.tensors()) if self.model.config.rnn.impl == "fused" else None
+            table = StepTable([items[i] for i in block]) if fused else None
+            terms = self.model.step_table(*table.tensors()) if table else None
             for start in range(0, len(block), size):
                 index = block[start:start + size]
-                logits, att = self._scores(items, index, terms, table.rows[start:start + size])  # (B, C)
+                rows = table.rows[start:start + size] if table else None
+                logits, att = self._scores(items, index, terms, rows)                 # (B, C)
                 probs[index] = logits.float().softmax(dim=-1)
                 if attention and att is not None:
                     for row, i in enumerate(index):
                         weights[i] = att[row, : len(items[i].tokens)].tolist()
         return probs, items, weights
 
-    def _scores(self, items: list[Encoded], index: list[int], terms: Tensor | None, rows: list[list[int]]):
+    def _scores(self, items: list[Encoded], index: list[int], terms: Tensor | None, rows: list[list[int]] | None):
         """Label scores (B, C) and attention weights of the texts `index`: from the block's input terms (U, D,
         G) and the texts' rows of them, or (terms None: impl torch or scratch) through the model's own encoder."""
         if terms is None:
             batch = make_batch(items, index)
             return self.model(batch.tokens, batch.lengths, batch.chars, batch.char_index, batch.ngrams)
-        rows_, lengths = pad(rows)                                                    # (B, S)
-        grams = ngram_tensors([items[i].ngrams for i in index]) if items[index[0]].ngrams else None
-        return self.model.classify_steps(terms, rows_, lengths, grams)
+        steps, lengths = pad(rows)                                                    # (B, S)
+        grams = ngram_tensors([items[i].ngrams for i in index]) if items[index[0]].ngrams is not None else None
+        return self.model.classify_steps(terms, steps, lengths, grams)
 
     def predict(self, texts: list[str]) -> list[str | None]:
         """The most probable label of each text (None for an empty text)."""
