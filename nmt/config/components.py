@@ -136,7 +136,14 @@ class TaggerConfig:
     casing_embed: Size = 8        # casing class of each word (all caps, capitalised, numeric, ...); 0: none
     rnn: RNNConfig = field(default_factory=lambda: RNNConfig(cell="lstm", hidden_size=128, bidirectional=True))
     dropout: Fraction = 0.5       # on the word representations and on the BiLSTM output
+    shared_dropout: bool = False  # variational dropout: one mask per sentence, shared by all its words
     word_dropout: Fraction = 0.5  # training: a word seen once in training becomes <unk> with this probability
+    unk_rate: Fraction = 0.0      # training: any word becomes <unk> with this probability (so that names are also
+    #                               learnt from their characters and context, not only from their own vector)
+    lm_weight: NonNegative = 0.0  # training: weight of an auxiliary language-model loss (Rei 2017): the forward
+    #                               half of the BiLSTM predicts the next word, the backward half the previous one
+    lm_vocab: Count = 7500        # words that loss predicts (the most frequent in training; the rest as one class)
+    lm_hidden: Dim = 64           # tanh layer between the BiLSTM and each of the two LM softmaxes
     output: Literal["crf", "softmax"] = "crf"
     constrain: bool = True        # CRF: forbid IOB2-invalid transitions (I-X after O or after B-Y)
 

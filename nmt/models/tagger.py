@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt.config import RNNConfig, TaggerConfig
+from nmt.config import ConfigError, RNNConfig, TaggerConfig
 from nmt.models.crf import CRF, iob2_constraints
 from nmt.models.rnn import Recurrent
 
@@ -74,6 +75,48 @@ class CharLSTM(nn.Module):
         return out
 
 
+class SharedDropout(nn.Module):
+    """Variational dropout (Gal and Ghahramani 2016): each sentence draws one mask over the features and every
+    word of it uses that mask, so a feature is dropped for the whole sentence rather than word by word."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, S, D) -> (B, S, D)."""
+        if not self.training or self.p == 0:
+            return x
+        mask = x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(1 - self.p) / (1 - self.p)    # (B, 1, D)
+        return x * mask
+
+
+class WordLM(nn.Module):
+    """Auxiliary language model over a BiLSTM's states (Rei 2017), used in training only: the forward half at word
+    t predicts word t+1, the backward half word t-1 (neither has read the word it predicts). Classes: 0 is the
+    sentence boundary, 1 any word outside the vocabulary, 2.. the vocabulary's words."""
+
+    BOUNDARY = 0
+
+    def __init__(self, hidden: int, layer: int, classes: int):     # hidden: H, the units of one direction
+        super().__init__()
+        self.next = nn.Sequential(nn.Linear(hidden, layer), nn.Tanh(), nn.Linear(layer, classes))
+        self.prev = nn.Sequential(nn.Linear(hidden, layer), nn.Tanh(), nn.Linear(layer, classes))
+
+    def loss(self, h: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
+        """h (B, S, 2H) BiLSTM states, targets (B, S) word classes, mask (B, S) -> mean cross-entropy of both
+        directions over the real words."""
+        half = h.size(-1) // 2
+        edge = torch.zeros_like(mask[:, :1])                                        # (B, 1) False
+        has_next = torch.cat([mask[:, 1:], edge], dim=1)                            # (B, S)
+        has_prev = torch.cat([edge, mask[:, :-1]], dim=1)
+        nxt = torch.where(has_next, targets.roll(-1, dims=1), self.BOUNDARY)        # (B, S)
+        prev = torch.where(has_prev, targets.roll(1, dims=1), self.BOUNDARY)
+        forward = F.cross_entropy(self.next(h[..., :half][mask]).float(), nxt[mask])
+        backward = F.cross_entropy(self.prev(h[..., half:][mask]).float(), prev[mask])
+        return (forward + backward) / 2
+
+
 class Tagger(nn.Module):
     def __init__(self, config: TaggerConfig, tags: list[str]):
         super().__init__()
@@ -86,10 +129,13 @@ class Tagger(nn.Module):
         self.casing_embed = nn.Embedding(len(CASINGS), c.casing_embed, padding_idx=0) if c.casing_embed else None
         size = c.word_embed + (self.chars.output_size if self.chars else 0) + c.casing_embed
         self.encoder = Recurrent(c.rnn, size)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = SharedDropout(c.dropout) if c.shared_dropout else nn.Dropout(c.dropout)
         self.emissions = nn.Linear(self.encoder.output_size, c.num_tags)
         constraints = iob2_constraints(self.tags) if c.constrain else None
         self.crf = CRF(c.num_tags, constraints) if c.output == "crf" else None
+        if c.lm_weight and not c.rnn.bidirectional:
+            raise ConfigError("model.lm_weight needs a bidirectional encoder (model.rnn.bidirectional=true)")
+        self.lm = WordLM(c.rnn.hidden_size, c.lm_hidden, c.lm_vocab + 2) if c.lm_weight else None
         for emb in self.modules():     # uniform with variance 1/dim (Lample et al.; NCRF++), not N(0, 1)
             if isinstance(emb, nn.Embedding):
                 bound = (3.0 / emb.embedding_dim) ** 0.5
@@ -98,7 +144,16 @@ class Tagger(nn.Module):
 
     def forward(self, words: Tensor, chars: Tensor, casings: Tensor, lengths: Tensor,
                 char_index: Tensor | None = None) -> Tensor:
-        """words (B, S), casings (B, S), lengths (B,) and the characters -> emission scores (B, S, K).
+        """words (B, S), casings (B, S), lengths (B,) and the characters -> emission scores (B, S, K)."""
+        return self.emit(self.encode(words, chars, casings, lengths, char_index))
+
+    def emit(self, h: Tensor) -> Tensor:
+        """BiLSTM states (B, S, 2H) -> emission scores (B, S, K)."""
+        return self.emissions(self.dropout(h))
+
+    def encode(self, words: Tensor, chars: Tensor, casings: Tensor, lengths: Tensor,
+               char_index: Tensor | None = None) -> Tensor:
+        """words (B, S), casings (B, S), lengths (B,) and the characters -> BiLSTM states (B, S, 2H).
 
         Characters: chars (B, S, W) per position, or (with char_index (B, S)) chars (U, W) of the batch's U
         distinct words and, per position, the row of its word: each distinct word's features are computed once.
@@ -112,7 +167,7 @@ class Tagger(nn.Module):
         if self.casing_embed is not None:
             parts.append(self.casing_embed(casings))                                # (B, S, Ec)
         h, _ = self.encoder(self.dropout(torch.cat(parts, dim=-1)), lengths)        # (B, S, 2H)
-        return self.emissions(self.dropout(h))                                      # (B, S, K)
+        return h
 
     def decode(self, emissions: Tensor, mask: Tensor) -> Tensor:
         """Best tags (B, S), zero past each sentence's end."""

@@ -122,6 +122,7 @@ class TagBatch:
     lengths: Tensor         # (B,)
     tags: Tensor | None     # (B, S) tag ids, or None at inference
     index: list[int]        # positions of the sentences in the input
+    plain: Tensor | None = None   # (B, S) word ids before word dropout (training)
 
     @property
     def mask(self) -> Tensor:
@@ -144,20 +145,20 @@ def encode(tokenizer: WordTokenizer, words: list[str], tag_ids: dict | None = No
                    [tag_ids[t] for t in tags] if tags is not None else None)
 
 
-def make_batch(items: list[Encoded], index: list[int], unk_words: Tensor | None = None,
-               word_dropout: float = 0.0, rng: random.Random | None = None) -> TagBatch:
-    """Pad sentences into a batch; in training, words seen once become <unk> with probability word_dropout."""
+def make_batch(items: list[Encoded], index: list[int], drop_rates: Tensor | None = None,
+               rng: random.Random | None = None) -> TagBatch:
+    """Pad sentences into a batch; in training, each word becomes <unk> with its rate in drop_rates (V,)."""
     words, lengths = pad([items[i].words for i in index])
     casings, _ = pad([items[i].casings for i in index])
     rows: dict[tuple, int] = {(): 0}                 # distinct words by their characters (Python-side dedup)
     char_index, _ = pad([[rows.setdefault(tuple(c), len(rows)) for c in items[i].chars] for i in index])  # (B, S)
     chars, _ = pad(list(rows))                                                        # (U, W)
-    if unk_words is not None and word_dropout > 0:
+    plain = words
+    if drop_rates is not None:
         gen = torch.Generator().manual_seed(rng.randrange(2 ** 31) if rng else 0)
-        drop = unk_words[words] & (torch.rand(words.shape, generator=gen) < word_dropout)
-        words = words.masked_fill(drop, UNK)
+        words = words.masked_fill(torch.rand(words.shape, generator=gen) < drop_rates[words], UNK)
     tags = pad([items[i].tags for i in index])[0] if items[index[0]].tags is not None else None
-    return TagBatch(words, chars, char_index, casings, lengths, tags, list(index))
+    return TagBatch(words, chars, char_index, casings, lengths, tags, list(index), plain)
 
 
 # --- training -----------------------------------------------------------------------------------------------
@@ -173,23 +174,32 @@ class TagTask(Task):
         self.valid = [(w, t) for w, t in valid if w]
         self.valid_items = [encode(tokenizer, w, self.tag_ids, t) for w, t in self.valid]
         counts = Counter(i for item in self.train for i in item.words)
-        self.singletons = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)     # (V,) words seen once
-        self.singletons[[i for i, n in counts.items() if n == 1]] = True
+        m = setup.model
+        self.drop_rates = torch.full((tokenizer.vocab_size,), m.unk_rate)        # (V,) <unk> rate of each word
+        self.drop_rates[[i for i, n in counts.items() if n == 1]] = max(m.word_dropout, m.unk_rate)   # seen once
+        self.drop_rates[0] = 0.0                                                 # padding
+        self.lm_classes = lm_classes(counts, tokenizer.vocab_size, setup.model.lm_vocab)     # (V,)
 
     def batches(self, epoch: int) -> list[TagBatch]:
         c = self.setup.train
         groups = bucket_batches([len(x.words) for x in self.train], c.batch_tokens, c.batch_size, True, c.seed + epoch)
         rng = random.Random(c.seed * 1000 + epoch)
-        return [make_batch(self.train, g, self.singletons, self.setup.model.word_dropout, rng) for g in groups]
+        rates = self.drop_rates if self.drop_rates.any() else None
+        return [make_batch(self.train, g, rates, rng) for g in groups]
 
     def loss(self, model: Tagger, batch: TagBatch):
-        emissions = model(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index)  # (B, S, K)
+        h = model.encode(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index)  # (B, S, 2H)
+        emissions = model.emit(h)                                                                    # (B, S, K)
         mask, words = batch.mask, int(batch.lengths.sum())
         if model.crf is not None:      # negative log-likelihood of whole sentences, per word
             loss = model.crf.nll(emissions.float(), batch.tags, mask).sum() / words
         else:                          # cross-entropy per word
             loss = F.cross_entropy(emissions[mask].float(), batch.tags[mask])
-        return loss, {"tokens": words, "nll": float(loss.detach()) * words}
+        info = {"tokens": words, "nll": float(loss.detach()) * words}
+        if model.lm is not None:       # auxiliary: predict the neighbouring words (not counted in the nll)
+            lm = model.lm.loss(model.dropout(h), self.lm_classes[batch.plain], mask)
+            loss = loss + model.config.lm_weight * lm
+        return loss, info
 
     def validate(self, model: Tagger) -> Validation:
         runner = NERTagger(model, self.tokenizer, self.setup)
@@ -202,6 +212,15 @@ class TagTask(Task):
 
     def make_checkpoint(self, model: Tagger) -> ckpt_io.Checkpoint:
         return self.checkpoint_of(model, model.config, {"words": self.tokenizer}, tags=list(self.tags))
+
+
+def lm_classes(counts: Counter, vocab_size: int, size: int) -> Tensor:
+    """Word id -> class of the auxiliary LM (models/tagger.WordLM): the `size` most frequent training words get
+    2.., every other word 1."""
+    classes = torch.ones(vocab_size, dtype=torch.long)                           # (V,)
+    frequent = [i for i, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
+    classes[frequent] = torch.arange(2, 2 + len(frequent))
+    return classes
 
 
 def tag_vocabulary(sentences) -> list[str]:

@@ -183,6 +183,80 @@ def test_loss_is_per_word_and_padding_invariant(output):
     assert float(loss) == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_word_lm_targets_are_the_neighbours_and_the_boundary():
+    """The auxiliary LM (Rei 2017): the forward half at word t is scored on word t+1, the backward half on word
+    t-1, the sentence's ends on the boundary class; padding adds nothing."""
+    from nmt.models.tagger import WordLM
+    lm = WordLM(hidden=4, layer=3, classes=9)
+    h = torch.randn(2, 4, 8)                                                         # (B, S, 2H)
+    targets = torch.tensor([[5, 6, 7, 8], [3, 4, 0, 0]])                             # (B, S), row 2 padded
+    mask = targets != 0
+    forward = [(0, 0, 6), (0, 1, 7), (0, 2, 8), (0, 3, 0), (1, 0, 4), (1, 1, 0)]     # (row, word, next word)
+    backward = [(0, 0, 0), (0, 1, 5), (0, 2, 6), (0, 3, 7), (1, 0, 0), (1, 1, 3)]
+    with torch.no_grad():
+        expected = sum(F.cross_entropy(lm.next(h[b, t, :4]), torch.tensor(y), reduction="sum")
+                       for b, t, y in forward) / 6
+        expected += sum(F.cross_entropy(lm.prev(h[b, t, 4:]), torch.tensor(y), reduction="sum")
+                        for b, t, y in backward) / 6
+        assert float(lm.loss(h, targets, mask)) == pytest.approx(float(expected) / 2, rel=1e-5)
+        h2 = h.clone()
+        h2[1, 2:] = 1e3                                                              # padding positions
+        assert float(lm.loss(h2, targets, mask)) == pytest.approx(float(expected) / 2, rel=1e-5)
+
+
+def test_lm_weight_adds_the_lm_loss_and_reads_the_words_before_dropout():
+    model, task = tiny_task(**{"model.lm_weight": 0.5, "model.lm_vocab": 3})
+    assert model.lm is not None and sorted(set(task.lm_classes.tolist())) == [1, 2, 3, 4]
+    batch = make_batch(task.train, [0, 1], torch.ones_like(task.drop_rates))
+    assert not torch.equal(batch.words, batch.plain)                 # singletons dropped, targets kept
+    model.eval()
+    with torch.no_grad():
+        loss, stats = task.loss(model, batch)
+        h = model.encode(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index)
+        lm = model.lm.loss(h, task.lm_classes[batch.plain], batch.mask)
+    assert float(loss) == pytest.approx(stats["nll"] / stats["tokens"] + 0.5 * float(lm), rel=1e-5)
+    with pytest.raises(ValueError, match="bidirectional"):
+        tiny_task(**{"model.lm_weight": 0.5, "model.rnn.bidirectional": False})
+
+
+def test_word_dropout_rates_singletons_and_every_word():
+    counts = {}
+    for words, _ in SENTENCES:
+        for w in words:
+            counts[w.lower()] = counts.get(w.lower(), 0) + 1
+    _, task = tiny_task(**{"model.word_dropout": 0.5, "model.unk_rate": 0.1})
+    ids = {w: task.tokenizer.encode([w])[0][0] for w in counts}
+    assert all(float(task.drop_rates[ids[w]]) == pytest.approx(0.5 if n == 1 else 0.1) for w, n in counts.items())
+    assert float(task.drop_rates[0]) == 0.0
+    _, task = tiny_task(**{"model.word_dropout": 0.0})
+    batches = task.batches(0)
+    assert all(torch.equal(b.words, b.plain) for b in batches)
+
+
+def test_shared_dropout_drops_a_feature_for_the_whole_sentence():
+    from nmt.models.tagger import SharedDropout
+    drop = SharedDropout(0.5)
+    x = torch.ones(3, 7, 64)                                                         # (B, S, D)
+    y = drop.train()(x)
+    assert set(y.unique().tolist()) == {0.0, 2.0}
+    assert torch.equal(y, y[:, :1].expand_as(y)) and not torch.equal(y[0], y[1])   # per sentence, not per word
+    assert torch.equal(drop.eval()(x), x)
+    model, _ = tiny_task(**{"model.shared_dropout": True, "model.dropout": 0.5})
+    assert isinstance(model.dropout, SharedDropout)
+
+
+def test_overfits_with_the_lm_loss():
+    model, task = tiny_task(**{"model.lm_weight": 0.1})
+    batch = make_batch(task.train, list(range(len(SENTENCES))))
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(100):
+        loss, _ = task.loss(model.train(), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert NERTagger(model, task.tokenizer, task.setup).tag([w for w, _ in SENTENCES]) == [t for _, t in SENTENCES]
+
+
 def test_validation_scores_entities_and_shows_samples():
     model, task = tiny_task()
     result = task.validate(model.eval())
