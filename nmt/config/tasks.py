@@ -75,7 +75,8 @@ class TagSetup:
 
 TAG_PRESETS: Presets = {
     "base": {},
-    "conll2003": {"train.eval_every": 440, "train.max_minutes": 33.0, "model.unk_rate": 0.05},
+    "conll2003": {"train.eval_every": 440, "train.max_minutes": 33.0, "model.unk_rate": 0.05,
+                  "model.char_hidden": 100},
     "wnut17": {"train.eval_every": 106, "train.max_minutes": 12.0},
     "tiny": {"model.word_embed": 16, "model.char_embed": 8, "model.char_hidden": 8, "model.rnn.hidden_size": 16,
              "train.eval_every": 20},
