@@ -25,17 +25,16 @@ def entity_set(sentences) -> set[tuple[str, tuple[str, ...]]]:
 def split_scores(gold_sents, predicted: list[list[str]], known: set) -> dict:
     """Precision / recall / F1 (%) and gold counts of the seen and the unseen entities, exact type and boundaries."""
     from nmt.tasks.tag import spans
+    parts = {True: (set(), set()), False: (set(), set())}          # seen?: (gold, predicted) entities
+    for n, ((words, tags), guess) in enumerate(zip(gold_sents, predicted)):
+        for side, sequence in enumerate((tags, guess)):
+            for kind, a, b in spans(sequence):
+                parts[(kind, tuple(words[a:b])) in known][side].add((n, kind, a, b))
     out = {}
-    for part, wanted in (("seen", True), ("unseen", False)):
-        gold, pred = set(), set()
-        for n, ((words, tags), guess) in enumerate(zip(gold_sents, predicted)):
-            for spans_of, into in ((tags, gold), (guess, pred)):
-                for kind, a, b in spans(spans_of):
-                    if ((kind, tuple(words[a:b])) in known) == wanted:
-                        into.add((n, kind, a, b))
+    for name, (gold, pred) in (("seen", parts[True]), ("unseen", parts[False])):
         hit = len(gold & pred)
         p, r = hit / max(1, len(pred)), hit / max(1, len(gold))
-        out[part] = {"precision": round(100 * p, 2), "recall": round(100 * r, 2),
+        out[name] = {"precision": round(100 * p, 2), "recall": round(100 * r, 2),
                      "f1": round(200 * p * r / max(1e-9, p + r), 2), "gold": len(gold)}
     return out
 

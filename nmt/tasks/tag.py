@@ -178,7 +178,7 @@ class TagTask(Task):
         self.drop_rates = torch.full((tokenizer.vocab_size,), m.unk_rate)        # (V,) <unk> rate of each word
         self.drop_rates[[i for i, n in counts.items() if n == 1]] = max(m.word_dropout, m.unk_rate)   # seen once
         self.drop_rates[0] = 0.0                                                 # padding
-        self.lm_classes = lm_classes(counts, tokenizer.vocab_size, setup.model.lm_vocab)     # (V,)
+        self.lm_classes = lm_classes(counts, tokenizer.vocab_size, m.lm_vocab) if m.lm_weight else None   # (V,)
 
     def batches(self, epoch: int) -> list[TagBatch]:
         c = self.setup.train
