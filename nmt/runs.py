@@ -128,9 +128,10 @@ def tokenizers_from_states(states: dict) -> dict:
 
 
 RUN_OPTIONS = ("max_steps", "max_minutes", "device", "threads", "accumulate")
-# model sizes filled in from the tokenizers when a run starts: never a difference the user asked for
+# model sizes filled in from the tokenizers (or the tagger's context LMs) when a run starts: never a
+# difference the user asked for
 FILLED = {"src_vocab_size", "tgt_vocab_size", "vocab_size", "word_vocab_size", "char_vocab_size", "num_tags",
-          "tie_src_tgt"}
+          "tie_src_tgt", "context_vocab", "context_embed", "context_hidden", "context_layers"}
 
 
 def load_run(run_dir: str | Path, task: str, setup_cls, new_setup):

@@ -146,6 +146,12 @@ class TaggerConfig:
     lm_hidden: Dim = 64           # tanh layer between the BiLSTM and each of the two LM softmaxes
     output: Literal["crf", "softmax"] = "crf"
     constrain: bool = True        # CRF: forbid IOB2-invalid transitions (I-X after O or after B-Y)
+    context_forward: str = ""     # training: a forward charlm checkpoint whose states join each word's features
+    context_backward: str = ""    # ... and its backward twin (trained on reversed text); see models/context.py
+    context_vocab: Vocab = 0      # filled in from those checkpoints (0: no contextual features)
+    context_embed: Dim = 48
+    context_hidden: Dim = 256
+    context_layers: Count = 1
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Sequence tagger: the course's many-to-many shape with equal lengths (one tag per word).
 
-word embedding + character features (char CNN or char BiLSTM) + casing embedding
+word embedding + character features (char CNN or char BiLSTM) + casing embedding (+ contextual char-LM states)
 -> dropout -> BiLSTM/BiGRU -> dropout -> linear emissions -> CRF (or a per-word softmax).
 Shapes: B sentences, S words, W characters per word, K tags.
 """
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import ConfigError, RNNConfig, TaggerConfig
+from nmt.models.context import CharContext, lm_config
 from nmt.models.crf import CRF, iob2_constraints
 from nmt.models.rnn import Recurrent
 
@@ -127,7 +128,10 @@ class Tagger(nn.Module):
                       "lstm": lambda: CharLSTM(c.char_vocab_size, c.char_embed, c.char_hidden),
                       "none": lambda: None}[c.char_features]()
         self.casing_embed = nn.Embedding(len(CASINGS), c.casing_embed, padding_idx=0) if c.casing_embed else None
-        size = c.word_embed + (self.chars.output_size if self.chars else 0) + c.casing_embed
+        self.context = (CharContext(lm_config(c.context_vocab, c.context_embed, c.context_hidden, c.context_layers))
+                        if c.context_vocab else None)
+        size = (c.word_embed + (self.chars.output_size if self.chars else 0) + c.casing_embed
+                + (self.context.output_size if self.context else 0))
         self.encoder = Recurrent(c.rnn, size)
         self.dropout = SharedDropout(c.dropout) if c.shared_dropout else nn.Dropout(c.dropout)
         self.emissions = nn.Linear(self.encoder.output_size, c.num_tags)
@@ -143,20 +147,22 @@ class Tagger(nn.Module):
                 emb.weight.data[0].zero_()
 
     def forward(self, words: Tensor, chars: Tensor, casings: Tensor, lengths: Tensor,
-                char_index: Tensor | None = None) -> Tensor:
+                char_index: Tensor | None = None, context: tuple | None = None) -> Tensor:
         """words (B, S), casings (B, S), lengths (B,) and the characters -> emission scores (B, S, K)."""
-        return self.emit(self.encode(words, chars, casings, lengths, char_index))
+        return self.emit(self.encode(words, chars, casings, lengths, char_index, context))
 
     def emit(self, h: Tensor) -> Tensor:
         """BiLSTM states (B, S, 2H) -> emission scores (B, S, K)."""
         return self.emissions(self.dropout(h))
 
     def encode(self, words: Tensor, chars: Tensor, casings: Tensor, lengths: Tensor,
-               char_index: Tensor | None = None) -> Tensor:
+               char_index: Tensor | None = None, context: tuple | None = None) -> Tensor:
         """words (B, S), casings (B, S), lengths (B,) and the characters -> BiLSTM states (B, S, 2H).
 
         Characters: chars (B, S, W) per position, or (with char_index (B, S)) chars (U, W) of the batch's U
         distinct words and, per position, the row of its word: each distinct word's features are computed once.
+        context: the contextual LMs' inputs (fwd, bwd, fwd_at, bwd_at) (see CharContext.forward), or their
+        features (B, S, 2Hc) already computed.
         """
         parts = [self.word_embed(words)]                                            # (B, S, Ew)
         if self.chars is not None:
@@ -166,6 +172,10 @@ class Tagger(nn.Module):
             parts.append(self.chars(chars)[char_index])                             # (B, S, F)
         if self.casing_embed is not None:
             parts.append(self.casing_embed(casings))                                # (B, S, Ec)
+        if self.context is not None:
+            if context is None:
+                raise ValueError("this tagger reads contextual character-LM features: pass `context`")
+            parts.append(context if isinstance(context, Tensor) else self.context(*context))   # (B, S, 2Hc)
         h, _ = self.encoder(self.dropout(torch.cat(parts, dim=-1)), lengths)        # (B, S, 2H)
         return h
 

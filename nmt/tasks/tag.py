@@ -14,14 +14,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 from nmt import checkpoint as ckpt_io
 from nmt.config import TAG_PRESETS, TaggerConfig, TagSetup, from_dict
 from nmt.data import DataError, bucket_batches, pad
 from nmt.metrics import entity_scores
+from nmt.models.context import context_ids, context_inputs
 from nmt.models.tagger import Tagger, casing
 from nmt.tasks.base import Runner, Task, Validation, model_weights
-from nmt.tokenizers import UNK, WordTokenizer, tokenizer_from_state
+from nmt.tokenizers import UNK, CharTokenizer, WordTokenizer, tokenizer_from_state
 
 TASK = "tag"
 SETUP, PRESETS = TagSetup, TAG_PRESETS
@@ -123,6 +125,7 @@ class TagBatch:
     tags: Tensor | None     # (B, S) tag ids, or None at inference
     index: list[int]        # positions of the sentences in the input
     plain: Tensor | None = None   # (B, S) word ids before word dropout (training)
+    context: tuple | None = None  # the contextual LMs' inputs (fwd, bwd, fwd_at, bwd_at): models/context.py
 
     @property
     def mask(self) -> Tensor:
@@ -135,14 +138,16 @@ class Encoded:
     chars: list[tuple[int, ...]]
     casings: list[int]
     tags: list[int] | None = None
+    context: tuple | None = None    # (the sentence string's LM character ids, words' first and last positions)
 
 
 def encode(tokenizer: WordTokenizer, words: list[str], tag_ids: dict | None = None,
-           tags: list[str] | None = None, max_word_chars: int = 30) -> Encoded:
+           tags: list[str] | None = None, max_word_chars: int = 30,
+           context: CharTokenizer | None = None) -> Encoded:
     ids, chars = tokenizer.encode(words)
     chars = [tuple(c[:max_word_chars]) or (UNK,) for c in chars]
-    return Encoded(ids, chars, [casing(w) for w in words],
-                   [tag_ids[t] for t in tags] if tags is not None else None)
+    return Encoded(ids, chars, [casing(w) for w in words], [tag_ids[t] for t in tags] if tags is not None else None,
+                   context_ids(context, words) if context is not None else None)
 
 
 def make_batch(items: list[Encoded], index: list[int], drop_rates: Tensor | None = None,
@@ -158,7 +163,8 @@ def make_batch(items: list[Encoded], index: list[int], drop_rates: Tensor | None
         gen = torch.Generator().manual_seed(rng.randrange(2 ** 31) if rng else 0)
         words = words.masked_fill(torch.rand(words.shape, generator=gen) < drop_rates[words], UNK)
     tags = pad([items[i].tags for i in index])[0] if items[index[0]].tags is not None else None
-    return TagBatch(words, chars, char_index, casings, lengths, tags, list(index), plain)
+    context = context_inputs([items[i].context for i in index]) if items[index[0]].context is not None else None
+    return TagBatch(words, chars, char_index, casings, lengths, tags, list(index), plain, context)
 
 
 # --- training -----------------------------------------------------------------------------------------------
@@ -167,12 +173,12 @@ class TagTask(Task):
     name = TASK
 
     def __init__(self, setup: TagSetup, tokenizer: WordTokenizer, tags: list[str], train, valid,
-                 meta: dict | None = None):
+                 meta: dict | None = None, context: CharTokenizer | None = None):
         self.setup, self.tokenizer, self.tags, self.meta = setup, tokenizer, tags, meta or {}
+        self.context, self.features = context, {}        # features: sentence -> its context features (S, 2Hc)
         self.tag_ids = {t: i for i, t in enumerate(tags)}
-        self.train = [encode(tokenizer, w, self.tag_ids, t) for w, t in train if w]
+        self.train = [encode(tokenizer, w, self.tag_ids, t, context=context) for w, t in train if w]
         self.valid = [(w, t) for w, t in valid if w]
-        self.valid_items = [encode(tokenizer, w, self.tag_ids, t) for w, t in self.valid]
         counts = Counter(i for item in self.train for i in item.words)
         m = setup.model
         self.drop_rates = torch.full((tokenizer.vocab_size,), m.unk_rate)        # (V,) <unk> rate of each word
@@ -188,7 +194,9 @@ class TagTask(Task):
         return [make_batch(self.train, g, rates, rng) for g in groups]
 
     def loss(self, model: Tagger, batch: TagBatch):
-        h = model.encode(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index)  # (B, S, 2H)
+        context = self.context_features(model, batch) if batch.context is not None else None
+        h = model.encode(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index,
+                         context)                                                                   # (B, S, 2H)
         emissions = model.emit(h)                                                                    # (B, S, K)
         mask, words = batch.mask, int(batch.lengths.sum())
         if model.crf is not None:      # negative log-likelihood of whole sentences, per word
@@ -201,8 +209,19 @@ class TagTask(Task):
             loss = loss + model.config.lm_weight * lm
         return loss, info
 
+    def context_features(self, model: Tagger, batch: TagBatch) -> Tensor:
+        """The frozen LMs' features of a training batch (B, S, 2Hc), each sentence's computed once and kept (the
+        LMs never change, and their input is the text before word dropout)."""
+        missing = [row for row, i in enumerate(batch.index) if i not in self.features]
+        if missing:
+            picked = tuple(x[missing] for x in batch.context)
+            for row, f in zip(missing, model.context(*picked)):
+                i = batch.index[row]
+                self.features[i] = f[: len(self.train[i].words)].clone()
+        return pad_sequence([self.features[i] for i in batch.index], batch_first=True)             # (B, S, 2Hc)
+
     def validate(self, model: Tagger) -> Validation:
-        runner = NERTagger(model, self.tokenizer, self.setup)
+        runner = NERTagger(model, self.tokenizer, self.setup, self.context)
         predicted = runner.tag([w for w, _ in self.valid])
         scores = entity_scores([t for _, t in self.valid], predicted)
         samples = [(render_plain(words, tags), render_plain(words, pred))
@@ -211,7 +230,8 @@ class TagTask(Task):
         return Validation(metrics, scores["f1"], samples)
 
     def make_checkpoint(self, model: Tagger) -> ckpt_io.Checkpoint:
-        return self.checkpoint_of(model, model.config, {"words": self.tokenizer}, tags=list(self.tags))
+        tokenizers = {"words": self.tokenizer} | ({"context": self.context} if self.context else {})
+        return self.checkpoint_of(model, model.config, tokenizers, tags=list(self.tags))
 
 
 def lm_classes(counts: Counter, vocab_size: int, size: int) -> Tensor:
@@ -240,8 +260,32 @@ def train(setup: TagSetup, train_sents, valid_sents, run_dir: str | Path, callba
         raise DataError(f"validation tags never seen in training: {', '.join(unseen[:5])}")
     c = setup.model
     c.word_vocab_size, c.char_vocab_size, c.num_tags = tokenizer.vocab_size, tokenizer.chars.vocab_size, len(tags)
-    task = TagTask(setup, tokenizer, tags, train_sents, valid_sents, meta)
-    return fit_run(Tagger(c, tags), task, setup.train, run_dir, callbacks)
+    lms = context_lms(c) if c.context_forward and not toks else None
+    context = toks.get("context") if toks else (lms[0] if lms else None)
+    model = Tagger(c, tags)
+    if lms:
+        model.context.forward_lm.load_state_dict(lms[1])
+        model.context.backward_lm.load_state_dict(lms[2])
+    task = TagTask(setup, tokenizer, tags, train_sents, valid_sents, meta, context)
+    return fit_run(model, task, setup.train, run_dir, callbacks)
+
+
+def context_lms(c: TaggerConfig) -> tuple[CharTokenizer, dict, dict]:
+    """The two charlm checkpoints named by model.context_forward / context_backward: their shared alphabet and
+    weights; fills in c.context_* from them. They must be plain LSTM LMs of one shape (`--preset news`)."""
+    if not c.context_backward:
+        raise DataError("model.context_forward needs model.context_backward (the LM trained on reversed text)")
+    fwd, bwd = (ckpt_io.load(p, task="charlm") for p in (c.context_forward, c.context_backward))
+    same_alphabet = ckpt_io.same_state(fwd.tokenizers["chars"], bwd.tokenizers["chars"])
+    if fwd.config["model"] != bwd.config["model"] or not same_alphabet:
+        raise DataError("the forward and backward context LMs differ in shape or alphabet")
+    m = fwd.config["model"]
+    if m["weight_drop"] or m["tie_weights"] or m["rnn"]["cell"] != "lstm":
+        raise DataError("context LMs must be untied LSTMs without weight drop (train charlm --preset news)")
+    c.context_vocab, c.context_embed = m["vocab_size"], m["embed_size"]
+    c.context_hidden, c.context_layers = m["rnn"]["hidden_size"], m["rnn"]["num_layers"]
+    weights = [ckpt_io.state_dict_float(x.model) for x in (fwd, bwd)]
+    return tokenizer_from_state(fwd.tokenizers["chars"]), weights[0], weights[1]
 
 
 # --- inference and scores -----------------------------------------------------------------------------------
@@ -253,6 +297,10 @@ class NERTagger(Runner):
     tokenizer: WordTokenizer
     setup: TagSetup
 
+    def __init__(self, model: Tagger, tokenizer: WordTokenizer, setup: TagSetup, context: CharTokenizer | None = None):
+        super().__init__(model, tokenizer, setup)
+        self.context = context          # the contextual LMs' alphabet, for a tagger that reads them
+
     @property
     def tags(self) -> list[str]:
         return self.model.tags
@@ -260,13 +308,16 @@ class NERTagger(Runner):
     @classmethod
     def from_checkpoint(cls, ckpt: ckpt_io.Checkpoint) -> "NERTagger":
         model = model_weights(ckpt, Tagger, TaggerConfig, ckpt.config["tags"])
-        return cls(model, tokenizer_from_state(ckpt.tokenizers["words"]), from_dict(TagSetup, ckpt.config["setup"]))
+        context = ckpt.tokenizers.get("context")
+        return cls(model, tokenizer_from_state(ckpt.tokenizers["words"]), from_dict(TagSetup, ckpt.config["setup"]),
+                   tokenizer_from_state(context) if context else None)
 
     @torch.inference_mode()
     def tag(self, sentences: list[list[str]]) -> list[list[str]]:
         self.model.eval()
         d = self.setup.data
-        items = [encode(self.tokenizer, words, max_word_chars=d.max_word_chars) for words in sentences]
+        items = [encode(self.tokenizer, words, max_word_chars=d.max_word_chars, context=self.context)
+                 for words in sentences]
         result: list[list[str]] = [[] for _ in sentences]
         real = [i for i, words in enumerate(sentences) if words]
         lengths = [len(sentences[i]) for i in real]
@@ -274,7 +325,8 @@ class NERTagger(Runner):
                                     shuffle=False):
             index = [real[g] for g in group]
             batch = make_batch(items, index)
-            emissions = self.model(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index)
+            emissions = self.model(batch.words, batch.chars, batch.casings, batch.lengths, batch.char_index,
+                                   batch.context)
             best = self.model.decode(emissions, batch.mask).tolist()                # (B, S)
             for row, i in enumerate(index):
                 result[i] = [self.tags[t] for t in best[row][: len(sentences[i])]]

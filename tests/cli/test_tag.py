@@ -116,3 +116,43 @@ def test_tag_text_is_read_one_line_per_input_line(cli, tag_model):
     result = cli.run("tag", "-m", tag_model.checkpoint, "--json", input="Angela Merkel\u2028visited Paris\r\nEU\n")
     assert result.exit_code == 0, result.output
     assert [r["text"] for r in json.loads(result.stdout)] == ["Angela Merkel\u2028visited Paris", "EU"]
+
+
+def test_train_with_contextual_char_lms(cli, charlm_model, tag_model, tmp_path):
+    """Flair-style features: the two LMs' weights are copied into the tagger, which then needs no LM file."""
+    import shutil
+    import torch
+    lm = shutil.copy(charlm_model.checkpoint, tmp_path / "lm.pt")     # one tiny LM stands for both directions
+    data, out = tag_model.data, tmp_path / "run"
+    train = ("train", "tag", "--train-file", data / "train.txt", "--dev-file", data / "dev.txt", "--preset", "tiny",
+             "--out", out, "--set", "train.threads=1", "--set", "train.eval_every=3")
+    lms = ("--set", f"model.context_forward={lm}", "--set", f"model.context_backward={lm}")
+    result = cli.run(*train, *lms, "--max-steps", 3)
+    assert result.exit_code == 0, result.output
+    ckpt, weights = ckpt_io.load(out / "best.pt"), ckpt_io.load(lm).model
+    assert ckpt.tokenizers["context"] == ckpt_io.load(lm).tokenizers["chars"]
+    for direction in ("forward_lm", "backward_lm"):
+        assert all(torch.equal(ckpt.model[f"context.{direction}.{k}"].float(), v.float()) for k, v in weights.items())
+    (tmp_path / "lm.pt").unlink()
+    resumed = cli.run(*train, *lms, "--max-steps", 6)                    # the run resumes without the LM file
+    assert resumed.exit_code == 0 and "resuming" in resumed.output, resumed.output
+    tagged = cli.run("tag", "-m", out / "best.pt", "--format", "conll", "--input", data / "dev.txt")
+    assert tagged.exit_code == 0, tagged.output
+    rows = [line.split() for line in tagged.stdout.splitlines() if line.strip()]
+    words = [line for line in (data / "dev.txt").read_text().splitlines() if line.strip()]
+    assert len(rows) == len(words) and all(TAG_PATTERN.match(r[-1]) for r in rows)
+    one = cli.run("tag", "-m", out / "best.pt", "--json", "Zürich 1996 ÆØÅ")          # characters the LM never saw
+    assert one.exit_code == 0 and json.loads(one.stdout)[0]["text"] == "Zürich 1996 ÆØÅ"
+
+
+def test_contextual_lms_bad_settings(cli, tag_model, translate_model, charlm_model, tmp_path):
+    data = tag_model.data
+    train = ("train", "tag", "--train-file", data / "train.txt", "--dev-file", data / "dev.txt", "--preset", "tiny",
+             "--set", "train.threads=1")
+    lm = charlm_model.checkpoint
+    cli.one_line_error(cli.run(*train, "--out", tmp_path / "a", "--set", f"model.context_forward={lm}"),
+                       "context_backward")
+    cli.one_line_error(cli.run(*train, "--out", tmp_path / "b", "--set", f"model.context_forward={lm}",
+                               "--set", f"model.context_backward={translate_model.checkpoint}"), "not a 'charlm'")
+    cli.one_line_error(cli.run(*train, "--out", tmp_path / "c", "--set", f"model.context_forward={lm}",
+                               "--set", f"model.context_backward={tmp_path / 'none.pt'}"), "none.pt")

@@ -127,8 +127,9 @@ def test_read_tagged_converts_iob1(tmp_path):
 SENTENCES = TAGGED[:4]
 
 
-def tiny_task(output="crf", **overrides):
-    """A tiny untrained tagger (no dropout) and its task on SENTENCES."""
+def tiny_task(output="crf", context=None, **overrides):
+    """A tiny untrained tagger (no dropout) and its task on SENTENCES (with context: an alphabet, contextual
+    LM features from random LMs)."""
     torch.manual_seed(0)
     tokenizer = WordTokenizer.train([w for w, _ in SENTENCES])
     tags = tag_vocabulary(SENTENCES)
@@ -136,8 +137,10 @@ def tiny_task(output="crf", **overrides):
                                                  "model.output": output, **overrides})
     c = setup.model
     c.word_vocab_size, c.char_vocab_size, c.num_tags = tokenizer.vocab_size, tokenizer.chars.vocab_size, len(tags)
+    if context is not None:
+        c.context_vocab, c.context_embed, c.context_hidden = context.vocab_size, 6, 10
     model = Tagger(c, tags)
-    return model, TagTask(setup, tokenizer, tags, SENTENCES, SENTENCES)
+    return model, TagTask(setup, tokenizer, tags, SENTENCES, SENTENCES, context=context)
 
 
 @pytest.mark.parametrize("output", ["crf", "softmax"])
@@ -343,3 +346,19 @@ def test_real_conll2003_dev_is_iob2(shared_data):
     assert detect_scheme(raw) == "iob2" and sentences == raw                 # already IOB2: nothing converted
     assert all(TAG_PATTERN.match(t) for _, tags in sentences for t in tags)
     assert {t[2:] for _, tags in sentences for t in tags if t != "O"} <= {"PER", "LOC", "ORG", "MISC"}
+
+
+def test_context_features_are_computed_once_per_sentence_from_the_text_before_dropout():
+    from nmt.tokenizers import CharTokenizer
+    alphabet = CharTokenizer.train([" ".join(w).lower() for w, _ in SENTENCES])
+    model, task = tiny_task(context=alphabet, **{"model.word_dropout": 1.0})
+    assert model.context is not None and task.features == {}
+    batch = make_batch(task.train, [1, 0], torch.ones_like(task.drop_rates))
+    with torch.no_grad():
+        first = task.context_features(model, batch)                                          # (2, S, 20)
+        again = task.context_features(model, make_batch(task.train, [0, 2], task.drop_rates))
+        torch.testing.assert_close(first, model.context(*batch.context))
+        torch.testing.assert_close(again[0, :len(task.train[0].words)], first[1, :len(task.train[0].words)])
+        assert sorted(task.features) == [0, 1, 2]
+        loss, _ = task.loss(model, batch)
+    assert torch.isfinite(loss)
