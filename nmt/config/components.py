@@ -150,7 +150,7 @@ class TaggerConfig:
     context_backward: str = ""    # ... and its backward twin (trained on reversed text); see models/context.py
     context_vocab: Vocab = 0      # filled in from those checkpoints (0: no contextual features)
     context_embed: Dim = 48
-    context_hidden: Dim = 256
+    context_hidden: Dim = 128
     context_layers: Count = 1
 
 

@@ -60,7 +60,7 @@ CHARLM_PRESETS: Presets = {
                     "train.optim.warmup_steps": 100, "train.optim.min_lr": 1e-4, "train.eval_every": 200,
                     "train.patience": 100, "train.max_minutes": 56.0, "train.max_steps": 3000},
     # the tagger's contextual character LMs (models/context.py), on data/news_lm_text.py's text, one per direction
-    "news": {"model.embed_size": 48, "model.rnn.hidden_size": 256, "model.rnn.num_layers": 1, "model.rnn.dropout": 0.0,
+    "news": {"model.embed_size": 48, "model.rnn.hidden_size": 128, "model.rnn.num_layers": 1, "model.rnn.dropout": 0.0,
              "model.dropout": 0.1, "model.emb_dropout": 0.0, "train.optim.lr": 3e-3, "train.optim.schedule": "cosine",
              "train.optim.warmup_steps": 100, "train.optim.min_lr": 1e-4, "train.eval_every": 250,
              "train.patience": 100, "train.max_minutes": 25.0, "train.max_steps": 4000},

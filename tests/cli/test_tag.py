@@ -156,3 +156,16 @@ def test_contextual_lms_bad_settings(cli, tag_model, translate_model, charlm_mod
                                "--set", f"model.context_backward={translate_model.checkpoint}"), "not a 'charlm'")
     cli.one_line_error(cli.run(*train, "--out", tmp_path / "c", "--set", f"model.context_forward={lm}",
                                "--set", f"model.context_backward={tmp_path / 'none.pt'}"), "none.pt")
+
+
+def test_shipped_taggers_find_the_same_easy_entities(cli, shipped):
+    """The default (contextual LM features) and the fast tagger both ship, and read plain news alike."""
+    default = shipped("tag")
+    fast = default.with_name("conll2003-ner-fast.pt")
+    text = "German Chancellor Angela Merkel met officials of the European Commission in Brussels on Monday."
+    found = []
+    for model in (default, fast):
+        result = cli.run("tag", "-m", model, "--json", text)
+        assert result.exit_code == 0, result.output
+        found.append({(e["text"], e["type"]) for e in json.loads(result.stdout)[0]["entities"]})
+    assert found[0] == found[1] and {("Angela Merkel", "PER"), ("Brussels", "LOC")} <= found[0]
