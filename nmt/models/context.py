@@ -95,10 +95,14 @@ class CharContext(nn.Module):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16 and fwd.device.type == "cpu"):
             h_f = self._states(self.forward_lm, fwd).float()                              # (B, L, H)
             h_b = self._states(self.backward_lm, bwd).float()
-        pick = lambda h, at: h.gather(1, at[..., None].expand(-1, -1, h.size(2)))        # noqa: E731  (B, S, H)
-        return torch.cat([pick(h_f, fwd_at), pick(h_b, bwd_at)], dim=2)
+        return torch.cat([self._at(h_f, fwd_at), self._at(h_b, bwd_at)], dim=2)
 
     @staticmethod
     def _states(lm: CharLM, ids: Tensor) -> Tensor:
         h, _ = lm.rnn(lm.embed(ids))                                                      # (B, L, H)
         return h
+
+    @staticmethod
+    def _at(h: Tensor, at: Tensor) -> Tensor:
+        """h (B, L, H) states, at (B, S) positions -> (B, S, H)."""
+        return h.gather(1, at[..., None].expand(-1, -1, h.size(2)))
