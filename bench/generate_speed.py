@@ -5,7 +5,8 @@
 Generation: characters/s for one stream at temperature 0.8 and for 32 streams in a batch. One stream reads every
 weight once per character, so its rate is bounded by (memory bandwidth / weight bytes); the bound is printed with
 the bandwidth measured here for arrays far larger than the caches, and with the weights in cache where they fit.
-Training: characters/s of the model's training configuration and the share of the measured float32 matmul rate.
+Training: characters/s of the model's training configuration (float32, and bfloat16 mixed precision where the CPU
+has it natively, alternating) and the float32 rate's share of the measured float32 matmul rate.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import copy_bandwidth_gbs, machine, matmul_gflops  # noqa: E402
+from nmt.precision import autocast, cpu_bfloat16  # noqa: E402
 from nmt.tasks import charlm  # noqa: E402
 import torch  # noqa: E402
 
@@ -43,13 +45,16 @@ def cached_bandwidth_gbs(nbytes: int, repeats: int = 200) -> float:
     return 2 * src.numel() * 4 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def training_rate(model, setup, steps: int = 10) -> tuple[float, float]:
+def training_rate(model, setup, steps: int = 10, precision: str = "float32") -> tuple[float, float]:
+    """Characters/s of training steps (forward, backward, AdamW) at the run's streams x unroll; `precision` as
+    train.precision (nmt/precision.py)."""
     d = setup.data
     x = torch.randint(4, model.config.vocab_size, (d.streams, d.unroll))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     def step():
-        logits, _ = model(x)
+        with autocast(torch.device("cpu"), precision):
+            logits, _ = model(x)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), x.reshape(-1))
         opt.zero_grad()
         loss.backward()
@@ -94,14 +99,20 @@ def main() -> None:
     cached = cached_bandwidth_gbs(weight_bytes)
     one = generation_rate(model, tok, 1, args.length)
     batch = generation_rate(model, tok, 32, args.length // 4)
-    train_rate, flops = training_rate(model, generator.setup)
+    rates = {"float32": [], "bfloat16": []}
+    for _ in range(2):                      # alternating, so that both see the same machine
+        for precision in rates if cpu_bfloat16() else ["float32"]:
+            rate, flops = training_rate(model, generator.setup, precision=precision)
+            rates[precision].append(round(rate))
+    train_rate = max(rates["float32"])
     peak = matmul_gflops()
     print(json.dumps({
         "machine": machine(), "model": args.model, "weight_mb": round(weight_bytes / 1e6, 2),
         "one_stream_chars_per_s": round(one), "bound_dram_chars_per_s": round(dram * 1e9 / weight_bytes),
         "bound_cached_chars_per_s": round(cached * 1e9 / weight_bytes), "copy_bandwidth_gbs": round(dram, 1),
         "cached_bandwidth_gbs": round(cached, 1), "streams32_chars_per_s": round(batch),
-        "train_chars_per_s": round(train_rate), "train_gflop_per_char": round(flops / 1e9, 5),
+        "train_chars_per_s": rates["float32"], "train_chars_per_s_bfloat16": rates["bfloat16"] or "no native bf16",
+        "train_gflop_per_char": round(flops / 1e9, 5),
         "matmul_gflops": round(peak, 1), "train_share_of_matmul_rate": round(flops * train_rate / 1e9 / peak, 3),
     }, indent=1))
 

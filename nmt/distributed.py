@@ -119,9 +119,3 @@ def to_device(obj, device: torch.device):
     if isinstance(obj, dict):
         return {k: to_device(v, device) for k, v in obj.items()}
     return obj
-
-
-def autocast(device: torch.device):
-    """bf16 mixed precision on GPUs that support it; full float32 elsewhere (CPU is the tested path)."""
-    enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)

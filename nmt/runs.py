@@ -127,7 +127,7 @@ def tokenizers_from_states(states: dict) -> dict:
     return built
 
 
-RUN_OPTIONS = ("max_steps", "max_minutes", "device", "threads", "accumulate")
+RUN_OPTIONS = ("max_steps", "max_minutes", "device", "precision", "threads", "accumulate")
 # model sizes filled in from the tokenizers (or the tagger's context LMs) when a run starts: never a
 # difference the user asked for
 FILLED = {"src_vocab_size", "tgt_vocab_size", "vocab_size", "word_vocab_size", "char_vocab_size", "num_tags",

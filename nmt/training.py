@@ -28,6 +28,7 @@ from torch import nn
 from nmt import checkpoint as ckpt_io
 from nmt import distributed as dist_io
 from nmt.config import ConfigError, OptimConfig, TrainConfig
+from nmt.precision import autocast
 from nmt.stops import Signals, TrainingStopped
 from nmt.tasks.base import Task, Validation  # noqa: F401  (Validation: for the tasks)
 
@@ -47,15 +48,20 @@ class TrainState:
     skipped: int = 0              # all such updates of the run
 
 
-def learning_rate(optim: OptimConfig, step: int, lr_scale: float, total_steps: int = 0) -> float:
-    """Warmup (linear) then the schedule: plateau (scaled on stalls), inverse_sqrt, cosine or constant."""
+def learning_rate(optim: OptimConfig, step: int, lr_scale: float, total_steps: int = 0,
+                  time_progress: float = 0.0) -> float:
+    """Warmup (linear) then the schedule: plateau (scaled on stalls), inverse_sqrt, cosine or constant.
+
+    Cosine decays over `total_steps` or over the time budget, whichever the run is further through
+    (`time_progress`: the share of max_minutes spent), so it ends at min_lr on a slow day too."""
     warm = optim.warmup_steps
     if warm and step < warm:
         return optim.lr * (step + 1) / warm
     if optim.schedule == "inverse_sqrt":
         return optim.lr * math.sqrt(max(warm, 1) / max(step, 1))
-    if optim.schedule == "cosine" and total_steps:
-        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+    if optim.schedule == "cosine" and (total_steps or time_progress):
+        by_steps = (step - warm) / max(1, total_steps - warm) if total_steps else 0.0
+        progress = min(1.0, max(by_steps, time_progress))
         return optim.min_lr + 0.5 * (optim.lr - optim.min_lr) * (1 + math.cos(math.pi * progress))
     if optim.schedule == "plateau":
         return max(optim.min_lr, optim.lr * lr_scale)
@@ -193,7 +199,7 @@ class Trainer:
         dist_io.barrier(self.ctx)
         if s.step == 0:
             torch.manual_seed(c.seed + self.ctx.rank)      # distinct dropout masks on each rank
-        start = time.time()
+        start = self._start = time.time()
         self._emit("on_start", s)
         self._window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "t0": time.time(), "steps": 0}
         reason = ""
@@ -220,7 +226,7 @@ class Trainer:
             s.batch_index += advance
             if not mine:
                 continue
-            time_up = self.ctx.is_main and bool(c.max_minutes) and time.time() - start >= c.max_minutes * 60
+            time_up = self.ctx.is_main and self._spent() >= 1.0
             stats = self._step(mine, time_up, signals.caught)
             s.step += 1
             self._account(stats)
@@ -234,6 +240,14 @@ class Trainer:
         s.epoch += 1
         s.batch_index = 0
         return ""
+
+    def _spent(self) -> float:
+        """The share of max_minutes this run has trained, resumed parts included (0 without a time limit); rank 0's
+        value reaches every rank through the step's sum, so all take the same learning rate from it."""
+        if not self.config.max_minutes:
+            return 0.0
+        seconds = self.state.train_seconds + time.time() - self._start - getattr(self, "_counted", 0.0)
+        return seconds / (self.config.max_minutes * 60)
 
     def _account(self, stats: dict) -> None:
         """Count a skipped update, or add a good one to the logging window (and log it every log_every steps)."""
@@ -275,7 +289,8 @@ class Trainer:
         `time_up` (rank 0's clock) and a caught signal are summed with the counts, so every rank learns them in
         the same call. A non-finite loss or gradient norm skips the update (the same decision on every rank)."""
         self.net.train()
-        lr = learning_rate(self.config.optim, self.state.step, self.state.lr_scale, self.config.max_steps)
+        lr = learning_rate(self.config.optim, self.state.step, self.state.lr_scale, self.config.max_steps,
+                           getattr(self, "_time_progress", 0.0))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
@@ -285,15 +300,15 @@ class Trainer:
             last = i == len(micro) - 1
             sync = contextlib.nullcontext() if last or not self.ctx.distributed else self.net.no_sync()
             with sync:
-                with dist_io.autocast(self.ctx.device):
+                with autocast(self.ctx.device, self.config.precision):
                     loss, stats = self.net(dist_io.to_device(batch, self.ctx.device))
                 # weighted: each micro-batch's mean loss counts by its tokens; the sum is divided below
                 (loss * stats["tokens"] if weighted else loss).backward()
             loss_sum += float(loss.detach()) * stats["tokens"]
             nll, tokens = nll + stats["nll"], tokens + stats["tokens"]
-        loss_sum, nll, tokens, stop, sigint, sigterm = dist_io.all_sum(
-            [loss_sum, nll, tokens, float(time_up), float(caught == signal.SIGINT), float(caught == signal.SIGTERM)],
-            self.ctx)
+        loss_sum, nll, tokens, stop, sigint, sigterm, self._time_progress = dist_io.all_sum(
+            [loss_sum, nll, tokens, float(time_up), float(caught == signal.SIGINT), float(caught == signal.SIGTERM),
+             self._spent() if self.ctx.is_main else 0.0], self.ctx)
         if weighted:            # DDP averaged the rank sums; turn them into the mean over every token
             scale = self.ctx.world / max(1.0, tokens)
             for p in self.model.parameters():

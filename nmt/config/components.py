@@ -185,14 +185,16 @@ class TrainConfig:
     batch_size: Count = 64        # sentences per batch when batch_tokens == 0
     label_smoothing: Fraction = 0.1
     max_steps: Size = 0           # 0: no limit
-    max_minutes: NonNegative = 0.0   # 0: no limit
+    max_minutes: NonNegative = 0.0   # training minutes over all resumed parts; 0: no limit
     max_epochs: Count = 100
     eval_every: Count = 500       # steps between validations
     patience: Count = 6           # validations without improvement before stopping early
     log_every: Count = 20
     seed: Annotated[int, Range(0, 2**32 - 1)] = 1234
     threads: Annotated[int, Range(0, 1024)] = 0   # torch threads; 0: all cores (shared by a machine's processes)
-    device: str = "cpu"           # cpu | cuda | cuda:N | auto (bf16 mixed precision on GPUs that support it)
+    device: str = "cpu"           # cpu | cuda | cuda:N | auto
+    precision: Literal["auto", "native", "bfloat16", "float32"] = "auto"   # mixed precision (nmt/precision.py):
+    #                               auto bf16 on GPUs that support it; native also on CPUs with AVX512-BF16 / AMX
     accumulate: Count = 1         # batches per update on each process (gradient accumulation)
     max_len: Size = 100           # training pairs longer than this (in tokens) are skipped (0: no limit)
     keep_checkpoints: Size = 0    # also keep the weights of the last N validations (step-N.pt), for averaging

@@ -9,15 +9,14 @@ Shapes: B sentences, S words, L characters of the longest sentence string, H uni
 """
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from nmt.config import CharLMConfig, RNNConfig
+from nmt.precision import cpu_bfloat16
 from nmt.data import pad
 from nmt.models.charlm import CharLM
 from nmt.tokenizers import UNK, CharTokenizer
@@ -61,17 +60,6 @@ def lm_config(vocab: int, embed: int, hidden: int, layers: int) -> CharLMConfig:
     """The architecture of each of the two LMs (no weight drop, untied): what `train charlm --preset news` trains."""
     return CharLMConfig(vocab_size=vocab, embed_size=embed, dropout=0.0, emb_dropout=0.0,
                         rnn=RNNConfig(cell="lstm", hidden_size=hidden, num_layers=layers, bidirectional=False))
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), where the LMs run about twice as fast
-    in it; elsewhere bfloat16 would be emulated, and slower than float32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
 class CharContext(nn.Module):

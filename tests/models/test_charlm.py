@@ -87,3 +87,26 @@ def test_half_precision_stepper_stays_close_to_the_model():
             expected, state = model(torch.tensor([[token]]), state)
             got = stepper(torch.tensor([token]), layers)
             assert torch.allclose(got, expected[:, -1], atol=2e-2)
+
+
+def test_bfloat16_training_step_gives_float32_gradients_close_to_float32():
+    """train.precision=bfloat16 (nmt/precision.py) on the weight-dropped LSTM: the weights and their gradients stay
+    float32, the loss and gradients land near the float32 step's (bfloat16 keeps 8 bits of mantissa)."""
+    from nmt.precision import autocast
+    config = CharLMConfig(vocab_size=20, embed_size=16, weight_drop=0.2, dropout=0.0, emb_dropout=0.0,
+                          rnn=RNNConfig(cell="lstm", hidden_size=32, num_layers=2, dropout=0.0))
+    x = torch.randint(0, 20, (4, 12), generator=torch.Generator().manual_seed(0))
+    grads, losses = {}, {}
+    for precision in ("float32", "bfloat16"):
+        torch.manual_seed(0)                                   # same weights, same DropConnect mask
+        model = CharLM(config).train()
+        with autocast(torch.device("cpu"), precision):
+            logits, _ = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, 20), x.reshape(-1))
+        loss.backward()
+        losses[precision] = float(loss.detach())
+        grads[precision] = torch.cat([p.grad.flatten() for p in model.parameters()])
+        assert all(p.grad.dtype == torch.float32 for p in model.parameters())
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], abs=0.02)
+    cosine = torch.nn.functional.cosine_similarity(grads["float32"], grads["bfloat16"], dim=0)
+    assert cosine > 0.99

@@ -218,6 +218,72 @@ def test_learning_rate_schedules():
     plateau = OptimConfig(lr=1.0, min_lr=0.1, schedule="plateau")
     assert learning_rate(plateau, 5, 0.5) == 0.5 and learning_rate(plateau, 5, 0.01) == 0.1
     assert learning_rate(OptimConfig(lr=0.3, schedule="constant"), 3, 0.01) == 0.3
+    # cosine over the time budget: whichever of steps and time is further through decides
+    assert learning_rate(cosine, 50, 1.0, total_steps=100, time_progress=0.25) == pytest.approx(0.5)
+    assert learning_rate(cosine, 50, 1.0, total_steps=100, time_progress=1.0) == pytest.approx(0.0)
+    assert learning_rate(cosine, 7, 1.0, time_progress=0.5) == pytest.approx(0.5)
+    assert learning_rate(cosine, 7, 1.0) == pytest.approx(1.0)                      # neither: no decay
+
+
+class Clock:
+    """A stand-in for the time module whose clock moves 10 s at every training step (the task's loss)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def time(self):
+        return self.now
+
+
+class Timed(Double):
+    def __init__(self, clock: Clock):
+        super().__init__()
+        self.clock = clock
+
+    def loss(self, model, batch):
+        self.clock.now += 10.0
+        return super().loss(model, batch)
+
+
+def test_cosine_runs_to_the_time_budget_and_the_budget_spans_resumes(tmp_path, monkeypatch):
+    import nmt.training
+    clock = Clock()
+    monkeypatch.setattr(nmt.training, "time", clock)
+    cosine = {"lr": 1.0, "min_lr": 0.0, "schedule": "cosine"}
+    _, state = fit(tmp_path / "a", Timed(clock), max_steps=0, max_minutes=1.0, log_every=1, optim=cosine)
+    assert state.stopped == "max_minutes" and state.step == 7         # 60 s of 10 s steps, seen the step after
+    lrs = [r["lr"] for r in records(tmp_path / "a", "train")]
+    assert lrs[0] == 1.0 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] == pytest.approx(0.0)
+    # the budget counts over all resumed parts: 40 s in the first, so the resumed run has 20 s left
+    _, first = fit(tmp_path / "b", Timed(clock), max_steps=4, max_minutes=1.0, optim=cosine)
+    assert first.stopped == "max_steps"
+    _, resumed = fit(tmp_path / "b", Timed(clock), resume=True, max_steps=0, max_minutes=1.0, optim=cosine)
+    assert resumed.stopped == "max_minutes" and resumed.step == 7
+
+
+class DtypeSeen(Double):
+    def loss(self, model, batch):
+        self.seen = model(batch[0]).dtype
+        return super().loss(model, batch)
+
+
+@pytest.mark.parametrize("precision, dtype", [("bfloat16", torch.bfloat16), ("float32", torch.float32),
+                                              ("auto", torch.float32)])
+def test_precision_sets_the_products_dtype_on_the_cpu(tmp_path, precision, dtype):
+    task = DtypeSeen()
+    model, _ = fit(tmp_path, task, max_steps=2, precision=precision)
+    assert task.seen == dtype and model.weight.dtype == torch.float32            # float32 master weights
+
+
+def test_native_precision_follows_the_cpu(monkeypatch):
+    from nmt import precision
+    cpu = torch.device("cpu")
+    for native in (True, False):
+        monkeypatch.setattr(precision, "cpu_bfloat16", lambda native=native: native)
+        assert precision.uses_bfloat16(cpu, "native") is native
+        assert precision.uses_bfloat16(cpu, "auto") is False and precision.uses_bfloat16(cpu, "bfloat16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        precision.uses_bfloat16(cpu, "fp8")
 
 
 def test_the_trainer_imports_no_task():
