@@ -50,10 +50,9 @@ class TrainState:
 
 def learning_rate(optim: OptimConfig, step: int, lr_scale: float, total_steps: int = 0,
                   time_progress: float = 0.0) -> float:
-    """Warmup (linear) then the schedule: plateau (scaled on stalls), inverse_sqrt, cosine or constant.
-
-    Cosine decays over `total_steps` or over the time budget, whichever the run is further through
-    (`time_progress`: the share of max_minutes spent), so it ends at min_lr on a slow day too."""
+    """Warmup (linear) then the schedule: plateau (scaled on stalls), inverse_sqrt, cosine or constant. Cosine
+    decays over `total_steps` or the time budget (`time_progress`: the share of max_minutes spent), whichever the
+    run is further through, so it ends at min_lr on a slow day too."""
     warm = optim.warmup_steps
     if warm and step < warm:
         return optim.lr * (step + 1) / warm
