@@ -93,8 +93,9 @@ def main() -> None:
     # the first layer, the output layer (the first layer's input product is one row of a precomputed table)
     # (generation keeps the LSTM's matrices in float16: 2 bytes each; biases and the output layer in float32)
     half = model.config.rnn.cell == "lstm"
-    weight_bytes = sum(p.numel() * (2 if half and "weight_" in n and n.startswith("rnn.") else 4)
-                       for n, p in model.named_parameters() if not n.startswith("embed") and "ih_l0" not in n)
+    # (an ensemble's members are read one after the other: their bytes add up)
+    weight_bytes = sum(p.numel() * (2 if half and "weight_" in n and "rnn." in n else 4)
+                       for n, p in model.named_parameters() if "embed." not in n and "ih_l0" not in n)
     dram = copy_bandwidth_gbs()
     cached = cached_bandwidth_gbs(weight_bytes)
     one = generation_rate(model, tok, 1, args.length)

@@ -187,6 +187,23 @@ def average(ckpts: list[Checkpoint]) -> Checkpoint:
     return Checkpoint(last.task, last.config, model, last.tokenizers, dict(last.scores), meta, None)
 
 
+def ensemble(ckpts: list[Checkpoint]) -> Checkpoint:
+    """Several runs' checkpoints of one model shape and tokenizers joined into one model of `members` K, whose
+    weights are theirs under `members.k.` (models/charlm.CharLMEnsemble), with the config and tokenizers of the
+    first and no scores (they were the members' own) or training state."""
+    first = ckpts[0]
+    for ckpt in ckpts:
+        if ckpt.config.get("model", {}).get("members", 1) != 1:
+            raise CheckpointError("cannot join a checkpoint that is already an ensemble")
+        if ckpt.task != first.task or ckpt.config.get("model") != first.config.get("model"):
+            raise CheckpointError("cannot join checkpoints of different tasks or model configurations")
+        if not _same_tokenizers(ckpt.tokenizers, first.tokenizers):
+            raise CheckpointError("cannot join checkpoints with different tokenizers")
+    model = {f"members.{k}.{name}": t for k, ckpt in enumerate(ckpts) for name, t in ckpt.model.items()}
+    config = dict(first.config, model=dict(first.config["model"], members=len(ckpts)))
+    return Checkpoint(first.task, config, model, first.tokenizers, {}, dict(first.meta, members=len(ckpts)), None)
+
+
 def _same_tokenizers(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(same_state(a[name], b[name]) for name in a)
 

@@ -110,6 +110,7 @@ def cell_from_charlm(path: str, config: FlowConfig, text: str | None = None):
     from nmt.tasks.charlm import TextGenerator
     generator = TextGenerator.load(path)
     model, tokenizer = generator.model, generator.tokenizer
+    model = model.members[0] if hasattr(model, "members") else model          # an ensemble: its first member
     c = model.config
     config = replace(config, cell=c.rnn.cell, hidden=c.rnn.hidden_size, input_size=c.embed_size)
     cell = CELLS[c.rnn.cell](c.embed_size, c.rnn.hidden_size)

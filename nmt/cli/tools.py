@@ -172,22 +172,21 @@ def export(
                                              "run's training-time validation scores.")] = False,
     average: Annotated[int, typer.Option("--average", min=1, help="Average the weights of the N kept validation "
                                          "checkpoints (step-*.pt beside it) that end at this checkpoint's step.")] = 1,
+    ensemble: Annotated[Optional[list[Path]], typer.Option("--ensemble", help="Character models: join this "
+                        "checkpoint with another run's (repeatable) into one model predicting the mean of their "
+                        "distributions.")] = None,
 ):
     """Write a compact release of a checkpoint: no training state, float16 weights.
 
     Example: nmt export runs/m30k/best.pt checkpoints/multi30k-de-en.pt
     Averaged: nmt export runs/m30k/best.pt checkpoints/multi30k-de-en.pt --average 5 (train with
     --set train.keep_checkpoints=N to keep them)
+    Ensemble: nmt export runs/a/best.pt checkpoints/lm.pt --ensemble runs/b/best.pt
     """
     from nmt import checkpoint as ckpt_io
     from nmt import tasks
-    from nmt.runs import average_kept
     writable(out_path)
-    if average > 1:
-        ckpt, window = average_kept(checkpoint, average)
-        err.print(f"averaged {', '.join(path.name for path in window)}")
-    else:
-        ckpt = ckpt_io.load(checkpoint)
+    ckpt = _released_weights(checkpoint, average, ensemble or [])
     if ckpt.task in tasks.TASKS:            # the model must build from it: a damaged file is refused, not released
         tasks.module(ckpt.task).RUNNER.build(ckpt, str(checkpoint))
     ckpt = ckpt_io.release(ckpt, half=not fp32)
@@ -202,3 +201,21 @@ def export(
         ckpt.scores[name] = float(value)
     ckpt_io.save(out_path, ckpt)
     err.print(f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB)")
+
+
+def _released_weights(checkpoint: Path, average: int, ensemble: list[Path]):
+    """The checkpoint to release: as it is, averaged over its run's last N validations, or joined with others."""
+    from nmt import checkpoint as ckpt_io
+    from nmt.runs import average_kept
+    if average > 1:
+        ckpt, window = average_kept(checkpoint, average)
+        err.print(f"averaged {', '.join(path.name for path in window)}")
+    else:
+        ckpt = ckpt_io.load(checkpoint)
+    if ensemble:
+        others = [ckpt_io.load(path) for path in ensemble]
+        if ckpt.task != "charlm":
+            raise UserError(f"--ensemble joins character models (charlm), not '{ckpt.task}' checkpoints")
+        ckpt = ckpt_io.ensemble([ckpt, *others])
+        err.print(f"joined {len(others) + 1} models")
+    return ckpt

@@ -68,6 +68,8 @@ class CharLMConfig:
     emb_dropout: Fraction = 0.1   # on the character embeddings
     weight_drop: Fraction = 0.0   # DropConnect on the recurrent matrices (AWD-LSTM)
     tie_weights: bool = False     # output layer shares the embedding (through a projection if H != E)
+    members: Count = 1            # K > 1: K such models with their own weights, predicting the mean of their
+    #                               distributions (models/charlm.CharLMEnsemble; `export --ensemble` joins runs)
 
 
 @dataclass

@@ -6,7 +6,11 @@ Shapes: B streams, T steps, E embedding, H hidden, V characters.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import CharLMConfig
@@ -43,14 +47,51 @@ class CharLM(nn.Module):
         """Cut the graph between chunks: truncated BPTT keeps the state's value but not its history."""
         if state is None:
             return None
-        return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        return tuple(CharLM.detach(s) for s in state) if isinstance(state, tuple) else state.detach()
 
     @staticmethod
     def select(state, index: Tensor):
-        """Keep (or repeat) streams: index (B',) -> state of batch B'."""
+        """Keep (or repeat) streams: index (B',) -> state of batch B' (also an ensemble's tuple of states)."""
         if isinstance(state, tuple):
-            return tuple(s[:, index] for s in state)
+            return tuple(CharLM.select(s, index) for s in state)
         return state[:, index]
+
+
+class CharLMEnsemble(nn.Module):
+    """K character models with their own weights; the prediction is the mean of their distributions,
+    p(x_t | x_<t) = 1/K sum_k p_k(x_t | x_<t), returned as log-probabilities (valid logits: softmax gives p back).
+    Members err differently, so the mixture is better calibrated than any one of them. Trained side by side in one
+    run (each member fits the data on its own loss: `each`) or apart and joined by `export --ensemble`.
+    State: a tuple of the members' states."""
+
+    detach, select = staticmethod(CharLM.detach), staticmethod(CharLM.select)
+
+    def __init__(self, config: CharLMConfig):
+        super().__init__()
+        self.config = config
+        one = dataclasses.replace(config, members=1)
+        self.members = nn.ModuleList(CharLM(one) for _ in range(config.members))
+
+    def each(self, x: Tensor, state=None) -> list[tuple[Tensor, object]]:
+        """x (B, T) -> each member's own logits (B, T, V) and new state."""
+        states = state if state is not None else (None,) * len(self.members)
+        return [member(x, s) for member, s in zip(self.members, states)]
+
+    def forward(self, x: Tensor, state=None) -> tuple[Tensor, tuple]:
+        """x (B, T), state -> log-probabilities of the mixture (B, T, V), new state."""
+        outputs = self.each(x, state)
+        logp = torch.stack([F.log_softmax(logits.float(), -1) for logits, _ in outputs])   # (K, B, T, V)
+        return mix(logp), tuple(s for _, s in outputs)
+
+
+def mix(logp: Tensor) -> Tensor:
+    """Members' log-probabilities (K, ..., V) -> log of their mean distribution (..., V)."""
+    return torch.logsumexp(logp, 0) - math.log(logp.size(0))
+
+
+def build(config: CharLMConfig) -> nn.Module:
+    """The model a config describes: one CharLM, or an ensemble of `config.members` of them."""
+    return CharLMEnsemble(config) if config.members > 1 else CharLM(config)
 
 
 class Stepper:
@@ -108,3 +149,25 @@ class Stepper:
         if self.half:
             return (h.to(w.dtype) @ w.T).float() + b
         return torch.addmm(b, h, w.T)
+
+
+class EnsembleStepper:
+    """Stepper for a CharLMEnsemble: each member steps on its own state; returns the mixture's log-probabilities."""
+
+    def __init__(self, model: CharLMEnsemble, half: bool = False):
+        self.members = [Stepper(member, half) for member in model.members]
+
+    @staticmethod
+    def split(state) -> list:
+        """The ensemble's tuple of states -> each member's per-layer states."""
+        return [Stepper.split(s) for s in state]
+
+    def __call__(self, token: Tensor, layers: list) -> Tensor:
+        """token (B,) -> log-probabilities (B, V); `layers` (one list per member) is updated in place."""
+        logp = [F.log_softmax(step(token, own), -1) for step, own in zip(self.members, layers)]
+        return mix(torch.stack(logp))                                                     # (B, V)
+
+
+def stepper(model: nn.Module, half: bool = False) -> Stepper | EnsembleStepper:
+    """The sampling stepper of a CharLM or a CharLMEnsemble."""
+    return EnsembleStepper(model, half) if isinstance(model, CharLMEnsemble) else Stepper(model, half)

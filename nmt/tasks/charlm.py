@@ -21,7 +21,7 @@ from nmt import metrics
 from nmt.config import (CHARLM_PRESETS, CharLMConfig, CharLMSetup, ConfigError, SampleConfig)
 from nmt.data import DataError
 from nmt.decoding import sample_logits
-from nmt.models.charlm import CharLM, Stepper
+from nmt.models.charlm import CharLM, CharLMEnsemble, build, stepper
 from nmt.tasks.base import Runner, Task, Validation
 from nmt.tokenizers import CharTokenizer
 
@@ -82,7 +82,7 @@ def evaluate_dynamic(model: CharLM, ids: Tensor, lr: float, decay: float = 0.0, 
     read (recent names, the current scene). A different measure from `evaluate_ids`: the model changes as it
     reads. Works on a float32 copy; the given model is untouched. Returns what `evaluate_ids` returns."""
     state_dict = {k: v.float() for k, v in model.state_dict().items()}
-    model = CharLM(model.config).eval()                                # eval: no dropout while adapting
+    model = build(model.config).eval()                                 # eval: no dropout while adapting
     model.load_state_dict(state_dict)
     params = [p for p in model.parameters() if p.requires_grad]
     trained = [p.detach().clone() for p in params]
@@ -128,11 +128,16 @@ class CharLMTask(Task):
             return chunks
         return [Chunk(c.x[self.rows], c.y[self.rows], c.reset) for c in chunks]
 
-    def loss(self, model: CharLM, chunk: Chunk):
+    def loss(self, model: CharLM | CharLMEnsemble, chunk: Chunk):
+        """Cross-entropy per character; an ensemble's members each fit the data on their own (the mean of their
+        losses), so that they stay distinct models rather than parts of one mixture."""
         state = None if chunk.reset else CharLM.detach(self.state)
-        logits, self.state = model(chunk.x, state)                                    # (B, T, V)
-        flat = logits.reshape(-1, logits.size(-1)).float()
-        loss = F.cross_entropy(flat, chunk.y.reshape(-1))
+        ensemble = isinstance(model, CharLMEnsemble)
+        outputs = model.each(chunk.x, state) if ensemble else [model(chunk.x, state)]  # [((B, T, V), state)]
+        self.state = tuple(s for _, s in outputs) if ensemble else outputs[0][1]
+        losses = [F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), chunk.y.reshape(-1))
+                  for logits, _ in outputs]
+        loss = sum(losses) / len(losses)
         return loss, {"tokens": chunk.y.numel(), "nll": float(loss.detach()) * chunk.y.numel()}
 
     def validate(self, model: CharLM) -> Validation:
@@ -162,13 +167,14 @@ def generate_batch(model: CharLM, tokenizer: CharTokenizer, prime: str, length: 
     logits, state = model(x)
     # one or a few streams are bound by reading the weights: float16 matrices halve the bytes (for larger batches
     # the products are compute-bound and float32 is faster on CPUs without float16 arithmetic)
-    stepper, layers = Stepper(model, half=num_samples <= 4), Stepper.split(state)
+    step = stepper(model, half=num_samples <= 4)
+    layers = step.split(state)
     last = logits[:, -1].float()                                                      # (B, V)
     for _ in range(length):
         last[:, :SPECIAL] = float("-inf")
         token = sample_logits(last, temperature, top_k, top_p, generator)            # (B,)
         yield [tokenizer.itos[i] for i in token.tolist()]
-        last = stepper(token, layers).float()
+        last = step(token, layers).float()
 
 
 def generate(model, tokenizer, prime: str, length: int, **kw) -> Iterator[str]:
@@ -179,8 +185,8 @@ def generate(model, tokenizer, prime: str, length: int, **kw) -> Iterator[str]:
 
 class TextGenerator(Runner):
     """A character model and its alphabet: sampling (one-to-many) and scoring text."""
-    task, parts = TASK, (CharLM, CharLMConfig, "chars", CharLMSetup)
-    model: CharLM
+    task, parts = TASK, (build, CharLMConfig, "chars", CharLMSetup)
+    model: CharLM | CharLMEnsemble
     tokenizer: CharTokenizer
     setup: CharLMSetup
 
@@ -210,7 +216,7 @@ def train(setup: CharLMSetup, train_text: str, valid_text: str, run_dir: str | P
     tokenizer = toks["chars"] if toks else CharTokenizer.train([train_text])
     setup.model.vocab_size = tokenizer.vocab_size
     task = CharLMTask(setup, tokenizer, train_text, valid_text, meta)
-    return fit_run(CharLM(setup.model), task, setup.train, run_dir, callbacks)
+    return fit_run(build(setup.model), task, setup.train, run_dir, callbacks)
 
 
 RUNNER = TextGenerator

@@ -280,8 +280,8 @@ def context_lms(c: TaggerConfig) -> tuple[CharTokenizer, dict, dict]:
     if fwd.config["model"] != bwd.config["model"] or not same_alphabet:
         raise DataError("the forward and backward context LMs differ in shape or alphabet")
     m = fwd.config["model"]
-    if m["weight_drop"] or m["tie_weights"] or m["rnn"]["cell"] != "lstm":
-        raise DataError("context LMs must be untied LSTMs without weight drop (train charlm --preset news)")
+    if m["weight_drop"] or m["tie_weights"] or m["rnn"]["cell"] != "lstm" or m.get("members", 1) != 1:
+        raise DataError("context LMs must be single untied LSTMs without weight drop (train charlm --preset news)")
     c.context_vocab, c.context_embed = m["vocab_size"], m["embed_size"]
     c.context_hidden, c.context_layers = m["rnn"]["hidden_size"], m["rnn"]["num_layers"]
     weights = [ckpt_io.state_dict_float(x.model) for x in (fwd, bwd)]

@@ -2,7 +2,9 @@
 import json
 
 import pytest
+import torch
 
+from nmt import checkpoint as ckpt_io
 from tests.toydata import TEXT
 
 
@@ -87,3 +89,30 @@ def test_train_on_a_text_too_short_is_one_error_line(cli, tmp_path):
     cli.one_line_error(cli.run("train", "charlm", "--text-file", short, "--preset", "tiny", "--max-steps", 2,
                                "--set", "data.streams=1", "--set", "data.train_share=1.0", "--out", tmp_path / "run2"),
                        "too short")                             # nothing left to validate on
+
+
+def test_export_joins_runs_into_an_ensemble(cli, charlm_model, translate_model, tmp_path):
+    """`export A --ensemble B`: one model predicting the mean of A's and B's distributions; it scores no worse than
+    the mean of its members' losses (Jensen), generates and dynamically evaluates like any character model."""
+    a, b, joined = charlm_model.run / "last.pt", tmp_path / "member-b.pt", tmp_path / "joined.pt"
+    other = ckpt_io.load(a)
+    other.model = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v for k, v in other.model.items()}
+    ckpt_io.save(b, other)
+    result = cli.run("export", a, joined, "--ensemble", b)
+    assert result.exit_code == 0, result.output
+    assert "joined 2 models" in result.stderr
+    info = json.loads(cli.run("info", joined, "--json").stdout)
+    assert info["config"]["model"]["members"] == 2
+    text = charlm_model.data / "text.txt"
+
+    def loss(model, *extra):
+        run = cli.run("evaluate", "charlm", "-m", model, "--text-file", text, "--json", *extra)
+        assert run.exit_code == 0, run.output
+        return json.loads(run.stdout)["loss"]
+    assert loss(joined) <= (loss(a) + loss(b)) / 2 + 1e-3                       # float16 release: a little slack
+    assert loss(joined, "--dynamic-lr", 0.1) > 0
+    out = cli.run("generate", "-m", joined, "--length", 20, "--seed", 1)
+    assert out.exit_code == 0 and len(out.stdout) >= 20
+    cli.one_line_error(cli.run("export", translate_model.checkpoint, tmp_path / "x.pt", "--ensemble",
+                               translate_model.checkpoint), "joins character models")
+    cli.one_line_error(cli.run("export", joined, tmp_path / "y.pt", "--ensemble", a), "already an ensemble")

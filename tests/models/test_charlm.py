@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nmt.config import CharLMConfig, RNNConfig
-from nmt.models.charlm import CharLM, Stepper
+from nmt.models.charlm import CharLM, CharLMEnsemble, Stepper, stepper
 
 
 def tiny(cell="lstm", impl="fused", **kw):
@@ -110,3 +110,40 @@ def test_bfloat16_training_step_gives_float32_gradients_close_to_float32():
     assert losses["bfloat16"] == pytest.approx(losses["float32"], abs=0.02)
     cosine = torch.nn.functional.cosine_similarity(grads["float32"], grads["bfloat16"], dim=0)
     assert cosine > 0.99
+
+
+def tiny_ensemble(members: int = 2) -> CharLMEnsemble:
+    torch.manual_seed(0)
+    rnn = RNNConfig(cell="lstm", hidden_size=16, num_layers=2, bidirectional=False)
+    return CharLMEnsemble(CharLMConfig(vocab_size=30, embed_size=8, rnn=rnn, dropout=0.0, emb_dropout=0.0,
+                                       weight_drop=0.2, members=members)).eval()
+
+
+def test_ensemble_predicts_the_mean_of_its_members_distributions():
+    model = tiny_ensemble(3)
+    x = torch.randint(4, 30, (2, 9))
+    with torch.no_grad():
+        logp, state = model(x)                                                   # (B, T, V)
+        mean = sum(member(x)[0].softmax(-1) for member in model.members) / 3
+        assert torch.allclose(logp.exp(), mean, atol=1e-6)
+        assert torch.allclose(logp.exp().sum(-1), torch.ones(2, 9), atol=1e-5)
+        first, mid = model(x[:, :4])                                             # chunks + carried states = whole
+        second, _ = model(x[:, 4:], CharLMEnsemble.detach(mid))
+        assert torch.allclose(torch.cat([first, second], 1), logp, atol=1e-5)
+        assert len(state) == 3 and CharLMEnsemble.select(state, torch.tensor([1]))[2][0].shape == (2, 1, 16)
+    members = {id(m.rnn.weight("weight_hh_l0")) for m in model.members}
+    assert len(members) == 3 and not torch.equal(*[m.embed.weight for m in model.members[:2]])   # own weights
+
+
+def test_ensemble_stepper_matches_forward_from_a_carried_state():
+    model = tiny_ensemble()
+    x = torch.randint(4, 30, (3, 7))
+    with torch.no_grad():
+        _, state = model(x[:, :6])
+        expected, _ = model(x[:, 6:], state)
+        step = stepper(model)
+        layers = step.split(state)
+        assert torch.allclose(step(x[:, 6], layers), expected[:, 0], atol=1e-5)
+        expected2, _ = model(x[:, :1], model(x[:, 6:], state)[1])
+        assert torch.allclose(step(x[:, 0], layers), expected2[:, 0], atol=1e-5)
+    assert isinstance(stepper(model.members[0]), Stepper)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nmt.config import CharLMConfig, ConfigError, RNNConfig, SampleConfig
-from nmt.models.charlm import CharLM
+from nmt.models.charlm import CharLM, CharLMEnsemble, build
 from nmt.tasks import make_setup
 from nmt.tasks.charlm import (
     CharLMTask,
@@ -84,6 +84,17 @@ def test_seed_and_greedy_are_deterministic():
     assert all(ch not in ("<pad>", "<s>", "</s>", "<unk>") for step in batch for ch in step)
 
 
+def fit(task: CharLMTask, model, epochs: int, lr: float = 0.01) -> None:
+    """Plain Adam over the task's chunks, the state carried as in training."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for epoch in range(epochs):
+        for chunk in task.batches(epoch):
+            loss, _ = task.loss(model.train(), chunk)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
 def test_overfits_and_evaluates():
     """A short repeated text is learned to well under a nat per character."""
     tok = CharTokenizer.train([TEXT])
@@ -92,13 +103,7 @@ def test_overfits_and_evaluates():
     setup.model.vocab_size = tok.vocab_size
     model = CharLM(setup.model)
     task = CharLMTask(setup, tok, TEXT, TEXT[:200])
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    for epoch in range(12):
-        for chunk in task.batches(epoch):
-            loss, _ = task.loss(model.train(), chunk)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    fit(task, model, epochs=12)
     result = evaluate_ids(model, task.valid_ids, streams=1, unroll=50)
     assert result["loss"] < 0.5
     assert result["bpc"] == pytest.approx(result["loss"] / math.log(2))
@@ -164,3 +169,25 @@ def test_dynamic_evaluation_learns_as_it_reads_and_leaves_the_model_alone(genera
     dynamic = generator.evaluate(repeated, dynamic_lr=0.5, dynamic_decay=0.0)
     assert dynamic["loss"] < static and dynamic["characters"] == len(repeated) - 1
     assert all(torch.equal(v, generator.model.state_dict()[k]) for k, v in before.items())
+
+
+def test_an_ensemble_trains_each_member_on_its_own_loss():
+    """model.members=2: the training loss is the mean of the members' own cross-entropies (not the mixture's), both
+    members learn, and validation scores the mixture."""
+    task = task_on(TEXT, **{"model.members": 2, "model.dropout": 0.0, "model.emb_dropout": 0.0,
+                            "data.streams": 4, "data.unroll": 20})
+    model = build(task.setup.model)
+    assert isinstance(model, CharLMEnsemble) and len(model.members) == 2
+    chunk = task.batches(0)[0]
+    with torch.no_grad():
+        loss, _ = task.loss(model.eval(), chunk)
+        own = [torch.nn.functional.cross_entropy(m(chunk.x)[0].flatten(0, 1), chunk.y.flatten())
+                for m in model.members]
+    assert float(loss) == pytest.approx(float(sum(own) / 2), abs=1e-5)
+    assert len(task.state) == 2                                             # each member's state carried
+    before = [evaluate_ids(m, task.valid_ids, unroll=50)["loss"] for m in model.members]
+    fit(task, model, epochs=3)
+    after = [evaluate_ids(m, task.valid_ids, unroll=50)["loss"] for m in model.members]
+    assert all(a < b - 0.3 for a, b in zip(after, before))
+    mixture = evaluate_ids(model, task.valid_ids, unroll=50)["loss"]
+    assert mixture <= sum(after) / 2 + 1e-6
