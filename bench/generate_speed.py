@@ -79,7 +79,7 @@ def train_flops_per_char(c) -> float:
         forward += 2 * gates * h * (width + h)
         width = h
     forward += 2 * c.vocab_size * (c.embed_size if c.tie_weights else h)
-    return 3 * forward * c.members                    # an ensemble: each member's
+    return 3 * forward * c.members                    # an ensemble of K members: K times one member's
 
 
 def main() -> None:

@@ -199,6 +199,7 @@ class Trainer:
         if s.step == 0:
             torch.manual_seed(c.seed + self.ctx.rank)      # distinct dropout masks on each rank
         start = self._start = time.time()
+        self._time_progress = s.train_seconds / (c.max_minutes * 60) if c.max_minutes else 0.0
         self._emit("on_start", s)
         self._window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "t0": time.time(), "steps": 0}
         reason = ""
@@ -241,8 +242,7 @@ class Trainer:
         return ""
 
     def _spent(self) -> float:
-        """The share of max_minutes this run has trained, resumed parts included (0 without a time limit); rank 0's
-        value reaches every rank through the step's sum, so all take the same learning rate from it."""
+        """The share of max_minutes trained, resumed parts included (0 without a time limit)."""
         if not self.config.max_minutes:
             return 0.0
         seconds = self.state.train_seconds + time.time() - self._start - getattr(self, "_counted", 0.0)
@@ -285,11 +285,11 @@ class Trainer:
 
     def _step(self, micro: list, time_up: bool = False, caught: int = 0) -> dict:
         """One update from this rank's micro-batches; the gradient is the token-weighted mean over all ranks.
-        `time_up` (rank 0's clock) and a caught signal are summed with the counts, so every rank learns them in
-        the same call. A non-finite loss or gradient norm skips the update (the same decision on every rank)."""
+        `time_up`, a caught signal and the budget share spent (rank 0's clock) are summed with the counts, so every
+        rank learns them in one call. A non-finite loss or gradient norm skips the update (the same on every rank)."""
         self.net.train()
         lr = learning_rate(self.config.optim, self.state.step, self.state.lr_scale, self.config.max_steps,
-                           getattr(self, "_time_progress", 0.0))
+                           self._time_progress)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
