@@ -15,13 +15,15 @@ from typing import Sequence
 from nmt.data import DataError, read_conll, read_jsonl, read_lines
 
 REPO = Path(__file__).resolve().parents[1]
-CORPORA = ("multi30k", "tinyshakespeare", "conll2003", "wnut17", "aeslc", "gigaword", "etth1", "sst2", "trec", "names")
+CORPORA = ("multi30k", "tatoeba", "tinyshakespeare", "conll2003", "wnut17", "aeslc", "gigaword", "etth1", "sst2", "trec", "names")
 # JSONL corpora: the field of the document, of the target, and of the references of the evaluation splits
 FIELDS = {"aeslc": {"source": "email_body", "target": "subject_line", "references": ("ann0", "ann1", "ann2")}}
 # the split that validates training runs (early stopping, best.pt)
-VALIDATION = {"multi30k": "val", "tinyshakespeare": "val", "conll2003": "dev", "wnut17": "dev", "aeslc": "dev",
+VALIDATION = {"multi30k": "val", "tatoeba": "dev", "tinyshakespeare": "val", "conll2003": "dev", "wnut17": "dev", "aeslc": "dev",
               "gigaword": "valid", "etth1": "val", "sst2": "dev", "trec": "dev", "names": "dev"}
 # CSV series: the folder and file, and the standard row split (train, val, test) of the long-horizon benchmark
+# TSV pair corpora: the file, and the share of its sentences (grouped by the English one) held out as dev
+TSV = {"tatoeba": ("train.tsv", 0.012)}
 SERIES = {"etth1": ("ett", "ETTh1.csv", (8640, 2880, 2880))}
 
 
@@ -59,6 +61,12 @@ def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de"
     base = data_root(name, data_dir) / name
     if name == "multi30k":
         return {"kind": "parallel", "paths": multi30k_paths(split, src, tgt, data_dir)}
+    if name in TSV:             # one TSV of pairs; dev is a share of it grouped by the English sentence
+        if split not in ("train", "dev"):
+            raise DataError(f"{name} has splits train and dev (held out from train.tsv by English sentence), "
+                            f"not '{split}' (its test set is held out)")
+        file, share = TSV[name]
+        return {"kind": "tsv", "paths": (base / file,), "split": split, "dev_share": share}
     if name == "tinyshakespeare":
         return {"kind": "text", "paths": (base / "input.txt",), "split": split}
     if name == "conll2003":
@@ -77,6 +85,22 @@ def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de"
         raise DataError(f"gigaword has splits train, valid and dev, not '{split}'")
     folder, article, title = files[split]
     return {"kind": "parallel", "paths": (base / folder / article, base / folder / title)}
+
+
+def corpus_pairs(name: str, split: str, data_dir=None, src: str = "de", tgt: str = "en") -> list[tuple[str, str]]:
+    """The (src, tgt) sentence pairs of a named parallel corpus's split (Multi30k files, a TSV corpus's grouped
+    train / dev part, Gigaword's article / title lines)."""
+    from nmt.data import read_parallel
+    from nmt.pairs import group_split, read_tsv
+    files = corpus_files(name, split, data_dir, src, tgt)
+    if files["kind"] == "parallel":
+        return read_parallel(*files["paths"])
+    if files["kind"] != "tsv":
+        raise DataError(f"{name} is not a corpus of sentence pairs (pair corpora: multi30k, tatoeba, gigaword)")
+    if "en" not in (src, tgt):
+        raise DataError(f"{name} pairs English with German: --src and --tgt must include en, got {src}-{tgt}")
+    pairs = read_tsv(files["paths"][0], src, tgt).pairs
+    return group_split(pairs, (src, tgt).index("en"), files["dev_share"], files["split"])
 
 
 def labelled_files(name: str, base: Path, split: str) -> dict:
@@ -143,6 +167,9 @@ def _corpus_columns(name: str, split: str, data_dir) -> dict[str, list[list[str]
         return {f.name.split(".")[-2]: [line.split() for line in read_lines(f)] for f in found}
     if kind == "parallel":
         return {label: [line.split() for line in read_lines(f)] for label, f in zip(("source", "target"), paths)}
+    if kind == "tsv":
+        pairs = corpus_pairs(name, split, data_dir, "en", "de")
+        return {lang: [p[i].split() for p in pairs] for i, lang in enumerate(("en", "de"))}
     if kind == "text":
         return {"text": [line.split() for line in read_lines(paths[0])]}
     if kind == "conll":
@@ -167,6 +194,11 @@ def _file_columns(path: Path) -> dict[str, list[list[str]]]:
         fields = [k for k, v in first.items() if isinstance(v, str)] if isinstance(first, dict) else []
         records = read_jsonl(path, fields)
         return {field: [r[field].split() for r in records] for field in fields}
+    if path.suffix == ".tsv" or (path.suffix == ".gz" and path.stem.endswith(".tsv")):
+        from nmt.pairs import read_tsv
+        read = read_tsv(path)
+        named = [c for c in read.columns if c != "-"]
+        return {named[0]: [s.split() for s, _ in read.pairs], named[1]: [t.split() for _, t in read.pairs]}
     if lines and any(line.startswith("-DOCSTART-") for line in lines[:5]):
         return {"tokens": [words for words, _ in read_conll(path)]}
     return {"text": [line.split() for line in lines]}

@@ -216,12 +216,13 @@ class Run:
         return setup
 
     def train(self, setup, train, valid, data_name: str, headers: tuple[str, ...],
-              best: Callable[[float], str]) -> None:
-        """Train (or resume) with a progress bar and sample tables, then one summary line; `best` words the score."""
+              best: Callable[[float], str], meta: dict | None = None) -> None:
+        """Train (or resume) with a progress bar and sample tables, then one summary line; `best` words the score;
+        `meta` adds to what the checkpoints record (the data, the command)."""
         from nmt import tasks
         from nmt.progress import RichProgress
         progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=headers, best=best)
-        meta = {"data": data_name, "command": " ".join(["python", "cli.py"] + sys.argv[1:])}
+        meta = {"data": data_name, "command": " ".join(["python", "cli.py"] + sys.argv[1:]), **(meta or {})}
         out_dir = self.out_dir or Path("runs") / self.task
         state, run_dir = tasks.module(self.task).train(setup, train, valid, out_dir, [progress], meta)
         if os.environ.get("RANK", "0") == "0":           # under torchrun, rank 0 alone reports

@@ -114,6 +114,10 @@ def _attention_views(translator, lines: list[str], results, decode, show: bool, 
             err.print(f"wrote {path}")
 
 
+TsvFiles = Annotated[Optional[list[Path]], typer.Option(help="Pair files (TSV: English<TAB>German, or the columns "
+                                                  "of --tsv-columns / a header line); repeat to mix several.")]
+
+
 @train_command("translate")
 def train_translate(
     run: Run,
@@ -123,34 +127,83 @@ def train_translate(
     train_tgt: Annotated[Optional[Path], typer.Option()] = None,
     valid_src: Annotated[Optional[Path], typer.Option()] = None,
     valid_tgt: Annotated[Optional[Path], typer.Option()] = None,
+    train_tsv: TsvFiles = None,
+    valid_tsv: Annotated[Optional[list[Path]], typer.Option(help="Validation pair files (TSV); without them each "
+                                                            "--train-tsv holds out a dev share by sentence.")] = None,
+    tsv_columns: Annotated[Optional[str], typer.Option(help="Column languages of the TSV files, like en,de or "
+                                                       "de,en,- (- skips a column); default: a header, else en,de.")
+                           ] = None,
+    tsv_skip_bad: Annotated[bool, typer.Option("--tsv-skip-bad", help="Skip (and count) malformed TSV lines "
+                                               "instead of stopping at the first.")] = False,
+    mix: Annotated[Optional[str], typer.Option(help="Weights of the sources, like multi30k=3,tatoeba=1: times each "
+                                               "source's pairs are seen per epoch (default 1 each).")] = None,
     cell: Cell = None,
     impl: Impl = None,
     attention: Annotated[Optional[str], typer.Option(help="bahdanau | dot | general")] = None,
     no_input_feeding: Annotated[bool, typer.Option("--no-input-feeding", help="Decoder without input feeding.")
                                 ] = False,
-    valid_limit: Annotated[int, typer.Option(help="Validate on the first N pairs (0: all).")] = 0,
+    valid_limit: Annotated[int, typer.Option(help="Validate on the first N pairs of each source (0: all).")] = 0,
 ):
-    """Train an attention encoder-decoder on a parallel corpus.
+    """Train an attention encoder-decoder on parallel corpora: named (`--corpus multi30k+tatoeba`), line-aligned
+    files (--train-src ...), TSV pair files (--train-tsv, repeatable), or a mixture of them (--mix weights).
 
-    Example: nmt train translate --corpus multi30k --src de --tgt en --preset multi30k --out runs/m30k
+    Example: nmt train translate --corpus multi30k+tatoeba --mix multi30k=3 --src de --tgt en --preset everyday
     """
-    from nmt import data
-    from nmt.corpora import VALIDATION, corpus_files
+    from nmt.corpora import VALIDATION, corpus_pairs
+    from nmt.data import DataError, read_parallel
+    from nmt.pairs import Source, mix as mix_sources, parse_weights
     setup = run.setup({"model.encoder.cell": cell, "model.encoder.impl": impl, "model.attention": attention,
                        "model.input_feeding": False if no_input_feeding else None})
     files = [train_src, train_tgt, valid_src, valid_tgt]
     if any(files) and not all(files):
         raise UserError("--train-src, --train-tgt, --valid-src and --valid-tgt go together")
-    if not any(files):
-        files = [*corpus_files(run.corpus, "train", run.data_dir, src, tgt)["paths"],
-                 *corpus_files(run.corpus, VALIDATION.get(run.corpus, "val"), run.data_dir, src, tgt)["paths"]]
-    train_pairs = data.ParallelCorpus.from_files(files[0], files[1])     # memory-mapped Arrow
-    valid_pairs = data.read_parallel(files[2], files[3])
-    if valid_limit:
-        valid_pairs = valid_pairs[:valid_limit]
-    name = f"{train_src.name}->{train_tgt.name}" if train_src else f"{run.corpus} {src}-{tgt}"
+    if valid_tsv and not train_tsv:
+        raise UserError("--valid-tsv needs --train-tsv")
+    sources: list[tuple[str, list, list]] = []       # (name, train pairs, validation pairs)
+    if all(files):
+        sources.append((f"{train_src.name}->{train_tgt.name}", read_parallel(train_src, train_tgt),
+                        read_parallel(valid_src, valid_tgt)))
+    sources += _tsv_sources(train_tsv or [], valid_tsv or [], src, tgt, tsv_columns, tsv_skip_bad)
+    named = run.corpus_name.split("+") if run.corpus_name else [] if sources else run.corpus.split("+")
+    for name in named:
+        sources.append((name, corpus_pairs(name, "train", run.data_dir, src, tgt),
+                        corpus_pairs(name, VALIDATION.get(name, "val"), run.data_dir, src, tgt)))
+    weights = parse_weights(mix, [name for name, _, _ in sources])
+    train_pairs, description = mix_sources([Source(n, t, weights[n]) for n, t, _ in sources], setup.train.seed)
+    valid_pairs = [p for _, _, v in sources for p in (v[:valid_limit] if valid_limit else v)]
+    if not valid_pairs:
+        raise DataError("no validation pairs: give --valid-tsv (or --valid-src/--valid-tgt)")
+    err.print(f"training data: {description}; validation: {len(valid_pairs):,} pairs")
+    name = "+".join(n for n, _, _ in sources) + f" {src}-{tgt}"
     run.train(setup, train_pairs, valid_pairs, name, ("source", "reference", "output"),
-              lambda score: f"best validation score {score:.2f}")
+              lambda score: f"best validation score {score:.2f}", meta={"mix": description})
+
+
+def _tsv_sources(train: list[Path], valid: list[Path], src: str, tgt: str, columns: str | None,
+                 skip_bad: bool) -> list[tuple[str, list, list]]:
+    """(name, train pairs, validation pairs) of each --train-tsv file: validation from --valid-tsv (all of them,
+    with the first file), else a grouped dev share of the file itself (by its English side, else its source)."""
+    from nmt.pairs import group_split, read_tsv
+    read = [read_tsv(p, src, tgt, columns, skip_bad) for p in [*train, *valid]]
+    for r in read:
+        if r.skipped:
+            err.print(f"[yellow]warning:[/yellow] {r.path}: skipped {r.skipped} malformed line(s)")
+    held = [p for r in read[len(train):] for p in r.pairs]
+    sources, seen = [], set()
+    for i, r in enumerate(read[:len(train)]):
+        name = r.path.name.split(".")[0] or f"tsv{i + 1}"
+        name = name if name not in seen else f"{name}{i + 1}"
+        seen.add(name)
+        if valid:
+            sources.append((name, r.pairs, held if i == 0 else []))
+        else:
+            key = (src, tgt).index("en") if "en" in (src, tgt) else 0
+            sources.append((name, group_split(r.pairs, key, DEV_SHARE, "train"),
+                            group_split(r.pairs, key, DEV_SHARE, "dev")))
+    return sources
+
+
+DEV_SHARE = 0.02      # share of a --train-tsv file's sentences held out for validation when no --valid-tsv is given
 
 
 @evaluate_app.command("translate")
@@ -160,8 +213,11 @@ def evaluate_translate(
     decode,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Source sentences, one per line.")] = None,
     ref: Annotated[Optional[Path], typer.Option("--ref", "-r", help="Reference translations, one per line.")] = None,
-    corpus: Annotated[Optional[str], typer.Option(help="Or a named corpus (multi30k) ...")] = None,
-    split: Annotated[str, typer.Option(help="... and its split (val, test_2016_flickr).")] = "test_2016_flickr",
+    corpus: Annotated[Optional[str], typer.Option(help="Or a named corpus (multi30k, tatoeba) ...")] = None,
+    split: Annotated[str, typer.Option(help="... and its split (multi30k: val, test_2016_flickr; tatoeba: dev).")
+                     ] = "test_2016_flickr",
+    tsv: Annotated[Optional[Path], typer.Option("--tsv", help="Or a TSV pair file (see train translate).")] = None,
+    tsv_columns: Annotated[Optional[str], typer.Option(help="Column languages of --tsv, like en,de.")] = None,
     src: Src = "de",
     tgt: Tgt = "en",
     data_dir: DataDir = None,
@@ -174,21 +230,29 @@ def evaluate_translate(
     Example: nmt evaluate translate --corpus multi30k --split test_2016_flickr --beam 5
     """
     from nmt import metrics
-    from nmt.corpora import corpus_files
+    from nmt.corpora import corpus_pairs
     from nmt.data import read_parallel
+    from nmt.pairs import read_tsv
+    if sum(x is not None for x in (corpus, tsv, input or ref)) != 1:
+        raise UserError("give one of --input SRC --ref REF, --corpus NAME [--split SPLIT], or --tsv FILE")
     if corpus:
-        input, ref = corpus_files(corpus, split, data_dir, src, tgt)["paths"]
+        if corpus == "tatoeba" and split == "test_2016_flickr":
+            split = "dev"
+        pairs, title = corpus_pairs(corpus, split, data_dir, src, tgt), f"{corpus} {split} {src}->{tgt}"
+    elif tsv:
+        pairs, title = read_tsv(tsv, src, tgt, tsv_columns).pairs, f"{tsv.name} {src}->{tgt}"
     elif not (input and ref):
-        raise UserError("give --input SRC and --ref REF, or --corpus NAME [--split SPLIT]")
+        raise UserError("give --input SRC and --ref REF together")
+    else:
+        pairs, title = read_parallel(input, ref), f"{input.name} -> {ref.name}"
     writable(output)
-    pairs = read_parallel(input, ref)
     hyps = load_runner("translate", model, "batch").translate([s for s, _ in pairs], decode)
     scores = [metrics.bleu(hyps, [r for _, r in pairs]), metrics.chrf(hyps, [r for _, r in pairs])]
     if as_json:
         print_json({s.name.lower(): {"score": round(s.score, 2), "signature": s.signature} for s in scores}
                    | {"sentences": len(pairs), "beam": decode.beam})
     else:
-        out.print(table(f"{input.name} -> {ref.name} ({len(pairs)} sentences, beam {decode.beam})",
+        out.print(table(f"{title} ({len(pairs)} sentences, beam {decode.beam})",
                         ("metric", "score", "signature"), [(s.name, f"{s.score:.2f}", s.signature) for s in scores],
                         right=False))
     if output:                      # after the scores: a failed write loses nothing computed

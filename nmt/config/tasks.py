@@ -38,6 +38,12 @@ TRANSLATE_PRESETS: Presets = {
     "multi30k": {"tokenizer.vocab_size": 6000, "train.batch_tokens": 0, "train.batch_size": 64, "train.eval_every": 450,
                  "train.patience": 8, "train.optim.plateau_patience": 2, "train.max_minutes": 58.0,
                  "train.keep_checkpoints": 20},
+    # the shipped everyday models (Multi30k + Tatoeba, one direction each, two runs side by side on one thread
+    # each): base sizes, batches by tokens, the cosine schedule over the time budget
+    "everyday": {"tokenizer.vocab_size": 6000, "train.batch_tokens": 2048, "train.eval_every": 500,
+                 "train.patience": 100, "train.optim.schedule": "cosine", "train.optim.warmup_steps": 300,
+                 "train.optim.min_lr": 5e-5, "train.max_minutes": 95.0, "train.keep_checkpoints": 20,
+                 "train.threads": 1},
     # a few-minute model for trying the pipeline end to end
     "tiny": {"tokenizer.vocab_size": 2000, "model.embed_size": 64, "model.encoder.hidden_size": 64,
              "model.decoder_hidden": 128, "train.eval_every": 200},

@@ -170,3 +170,57 @@ def test_unusual_inputs_translate(cli, translate_model):
     result = cli.run("translate", "-m", translate_model.checkpoint, "--beam", 2, long_line, "ÆØÅ 🙂 漢字", "   ")
     assert result.exit_code == 0, result.output
     assert result.stdout.count("\n") == 3 and "truncated" in result.stderr
+
+
+# --- TSV pair files and mixed corpora ---------------------------------------------------------------------------
+
+def _tsv(path, d, split, order="src-tgt"):
+    """The toy corpus as a TSV file with a header: German (the source) and English (the target) columns."""
+    src = (d / f"{split}.src").read_text(encoding="utf-8").splitlines()
+    tgt = (d / f"{split}.tgt").read_text(encoding="utf-8").splitlines()
+    rows = [f"{t}\t{s}" for s, t in zip(src, tgt)] if order == "tgt-src" else [f"{s}\t{t}" for s, t in zip(src, tgt)]
+    header = "english\tgerman" if order == "tgt-src" else "german\tenglish"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_train_on_mixed_tsv_files_records_the_mix(cli, parallel_files, tmp_path):
+    d, out = parallel_files, tmp_path / "run"
+    first, second = _tsv(tmp_path / "a.tsv", d, "train"), _tsv(tmp_path / "b.tsv", d, "train", "tgt-src")
+    valid = _tsv(tmp_path / "v.tsv", d, "valid")
+    result = cli.run("train", "translate", "--train-tsv", first, "--train-tsv", second, "--valid-tsv", valid,
+                     "--mix", "a=2,b=0.5", "--preset", "tiny", "--max-steps", 10, "--set", "train.eval_every=10",
+                     "--set", "tokenizer.vocab_size=120", "--set", "train.threads=1", "--out", out)
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.stderr.split())  # Rich wraps long lines at the terminal width
+    assert "a: 300 pairs x2 = 600 per epoch (80.0%); b: 300 pairs x0.5 = 150 per epoch (20.0%)" in printed
+    info = json.loads(cli.run("info", out / "last.pt", "--json").stdout)
+    assert info["meta"]["mix"].startswith("a: 300 pairs x2") and info["meta"]["data"] == "a+b de-en"
+    scores = cli.run("evaluate", "translate", "-m", out / "last.pt", "--tsv", valid, "--beam", 1, "--json")
+    assert scores.exit_code == 0, scores.output
+    assert json.loads(scores.stdout)["sentences"] == 20
+
+
+def test_bad_tsv_training_input(cli, parallel_files, tmp_path):
+    out = tmp_path / "run"
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("Hallo!\tHi.\nkein Tab\nJa.\tYes.\n", encoding="utf-8")
+    common = ("--preset", "tiny", "--max-steps", 1, "--set", "train.threads=1", "--out", out)
+    cli.one_line_error(cli.run("train", "translate", "--train-tsv", bad, *common), "bad.tsv: line 2 has no tab",
+                       "--tsv-skip-bad")
+    cli.one_line_error(cli.run("train", "translate", "--train-tsv", tmp_path / "none.tsv", *common), "none.tsv")
+    cli.one_line_error(cli.run("train", "translate", "--valid-tsv", bad, *common), "--valid-tsv needs --train-tsv")
+    good = _tsv(tmp_path / "a.tsv", parallel_files, "train")
+    cli.one_line_error(cli.run("train", "translate", "--train-tsv", good, "--mix", "news=2", *common),
+                       "'news'", "not one of the sources")
+    cli.one_line_error(cli.run("train", "translate", "--train-tsv", good, "--src", "fr", *common), "no 'fr' column")
+    cli.one_line_error(cli.run("train", "translate", "--corpus", "multi30k+nosuch", *common), "nosuch")
+    cli.one_line_error(cli.run("evaluate", "translate", "--tsv", bad, "--corpus", "multi30k"), "give one of")
+    assert not (out / "metrics.jsonl").exists()
+
+
+def test_data_stats_of_a_tsv_file(cli, parallel_files, tmp_path):
+    path = _tsv(tmp_path / "a.tsv", parallel_files, "valid")
+    result = cli.run("data", "stats", path, "--json")
+    assert result.exit_code == 0, result.output
+    assert {"de", "en"} <= set(json.loads(result.stdout)["columns"])
