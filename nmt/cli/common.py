@@ -41,8 +41,9 @@ LengthPenalty = Annotated[Optional[float], typer.Option("--length-penalty", help
 Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (metrics.jsonl, last.pt, best.pt); "
                                              "default runs/TASK.")]
 Corpus = Annotated[Optional[str], typer.Option("--corpus", help="Named corpus (nmt/corpora.py): multi30k, "
-                                              "tinyshakespeare, conll2003, wnut17, aeslc, gigaword; default: the "
-                                              "one the task's shipped model was trained on.")]
+                                              "tatoeba, tinyshakespeare, conll2003, wnut17, aeslc, gigaword; "
+                                              "translate mixes several as a+b; default: the one the task's "
+                                              "shipped model was trained on.")]
 Preset = Annotated[str, typer.Option(help="Named settings of nmt/config/tasks.py (base, tiny, ...).")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="JSON file of settings.")]
 Cell = Annotated[Optional[str], typer.Option(help="rnn | lstm | gru")]

@@ -37,6 +37,8 @@ def translate(
     text: Texts = None,
     input: InputFile = None,
     model: Model = None,
+    direction: Annotated[Optional[str], typer.Option("--direction", "-d", help="Which shipped model: de-en "
+                                                     "(default) or en-de.")] = None,
     show_attention: Annotated[bool, typer.Option("--show-attention", help="Draw each attention matrix "
                                                  "in the terminal.")] = False,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the attention matrix of the first "
@@ -45,17 +47,19 @@ def translate(
 ):
     """Translate sentences: one output line per input line, in order, blank lines kept (beam 5 by default).
 
-    The shipped models know image captions (Multi30k: people, animals, everyday scenes in one sentence). Each
-    output gets a confidence (mean log-probability per token; --json, and beside it in a terminal); lines below
-    --warn-confidence (news, e-mail, questions: 99-100% of them) are named in a warning on stderr.
+    The shipped models know image captions (Multi30k) and short everyday sentences (Tatoeba: greetings,
+    questions, plans). Each output gets a confidence (mean log-probability per token; --json, and beside it in a
+    terminal); lines below --warn-confidence (most news and e-mail) are named in a warning on stderr.
 
-    Example: nmt translate "Ein Mann fährt Fahrrad."
+    Example: nmt translate "Wo ist der Bahnhof?"; nmt translate -d en-de "Where is the station?"
     """
     writable(plot)
     lines = read_input(text, input)
     if not lines:
         raise UserError("empty input: nothing to translate")
-    translator = load_runner("translate", model)
+    if model and direction:
+        raise UserError("give --model or --direction, not both")
+    translator = load_runner("translate", model or shipped_translator(direction))
     want_attention = show_attention or plot is not None
     results = translator.translate_hyps(lines, decode, keep_attention=want_attention)
     if want_attention:
@@ -69,6 +73,17 @@ def translate(
     confidence = translator.confidence(lines, [hyps[0].tokens if hyps else [] for hyps in results], decode)
     _warn_out_of_domain(confidence, decode.warn_confidence)
     _print_translations(lines, decoded, confidence, decode.n_best, as_json)
+
+
+def shipped_translator(direction: str | None) -> Path | None:
+    """The shipped checkpoint of `direction` like "en-de" (None: the default de-en)."""
+    from nmt.tasks import TRANSLATORS
+    if direction is None:
+        return None
+    if direction not in TRANSLATORS:
+        raise UserError(f"no shipped translator for {direction!r}: choose {' or '.join(TRANSLATORS)}, or give "
+                        "--model")
+    return TRANSLATORS[direction]
 
 
 def _print_translations(lines: list[str], decoded, confidence: list, n_best: int, as_json: bool) -> None:
@@ -98,7 +113,8 @@ def _warn_out_of_domain(confidence: list[float | None], threshold: float) -> Non
         shown = ", ".join(map(str, low[:10])) + (", ..." if len(low) > 10 else "")
         err.print(f"[yellow]warning:[/yellow] {len(low)} of {sum(c is not None for c in confidence)} line(s) look "
                   f"unlike the model's training data (confidence below {threshold:g}: line {shown}); the shipped "
-                  "models know image captions only, so these translations are likely wrong", soft_wrap=True)
+                  "models know image captions and short everyday sentences, so these translations are likely "
+                  "wrong", soft_wrap=True)
 
 
 def _attention_views(translator, lines: list[str], results, decode, show: bool, plot: Path | None) -> None:
@@ -227,12 +243,15 @@ def evaluate_translate(
 ):
     """sacreBLEU BLEU and chrF of a model's detokenised, cased output against raw references (gzip allowed).
 
+    Without --model, the shipped translator of --src/--tgt (de-en or en-de).
+
     Example: nmt evaluate translate --corpus multi30k --split test_2016_flickr --beam 5
     """
     from nmt import metrics
     from nmt.corpora import corpus_pairs
     from nmt.data import read_parallel
     from nmt.pairs import read_tsv
+    from nmt.tasks import TRANSLATORS
     if sum(x is not None for x in (corpus, tsv, input or ref)) != 1:
         raise UserError("give one of --input SRC --ref REF, --corpus NAME [--split SPLIT], or --tsv FILE")
     if corpus:
@@ -246,6 +265,9 @@ def evaluate_translate(
     else:
         pairs, title = read_parallel(input, ref), f"{input.name} -> {ref.name}"
     writable(output)
+    if model is None and f"{src}-{tgt}" not in TRANSLATORS:
+        raise UserError(f"no shipped translator for {src}->{tgt}: give --model")
+    model = model or TRANSLATORS[f"{src}-{tgt}"]
     hyps = load_runner("translate", model, "batch").translate([s for s, _ in pairs], decode)
     scores = [metrics.bleu(hyps, [r for _, r in pairs]), metrics.chrf(hyps, [r for _, r in pairs])]
     if as_json:

@@ -12,8 +12,11 @@ from nmt.config import ConfigError, build_setup
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 # the model each task uses when none is named: the ones shipped in checkpoints/ (with a model card beside each)
+# the shipped translators by direction (Multi30k captions + Tatoeba everyday sentences); the caption-only models
+# stay as multi30k-de-en.pt and multi30k-en-de.pt
+TRANSLATORS = {"de-en": CHECKPOINTS / "everyday-de-en.pt", "en-de": CHECKPOINTS / "everyday-en-de.pt"}
 SHIPPED = {
-    "translate": CHECKPOINTS / "multi30k-de-en.pt",
+    "translate": TRANSLATORS["de-en"],
     "charlm": CHECKPOINTS / "shakespeare-charlm.pt",
     "tag": CHECKPOINTS / "conll2003-ner.pt",
     "summarize": CHECKPOINTS / "aeslc-summarizer.pt",
@@ -22,7 +25,7 @@ SHIPPED = {
     "namegen": CHECKPOINTS / "names-generator.pt",
 }
 # the named corpus (nmt/corpora.py) each task trains on when none is named: the shipped models'
-CORPUS = {"translate": "multi30k", "charlm": "tinyshakespeare", "tag": "conll2003", "summarize": "aeslc",
+CORPUS = {"translate": "multi30k+tatoeba", "charlm": "tinyshakespeare", "tag": "conll2003", "summarize": "aeslc",
           "forecast": "etth1", "classify": "sst2", "namegen": "names"}
 
 TASKS = {

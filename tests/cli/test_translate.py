@@ -224,3 +224,19 @@ def test_data_stats_of_a_tsv_file(cli, parallel_files, tmp_path):
     result = cli.run("data", "stats", path, "--json")
     assert result.exit_code == 0, result.output
     assert {"de", "en"} <= set(json.loads(result.stdout)["columns"])
+
+
+def test_direction_picks_the_shipped_translator(cli, translate_model, monkeypatch):
+    from nmt import tasks
+    monkeypatch.setitem(tasks.TRANSLATORS, "en-de", translate_model.checkpoint)
+    result = cli.run("translate", "-d", "en-de", "der hund")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 1
+    d = translate_model.data
+    scores = cli.run("evaluate", "translate", "--src", "en", "--tgt", "de", "-i", d / "valid.src", "-r",
+                     d / "valid.tgt", "--beam", 1, "--json")
+    assert scores.exit_code == 0, scores.output
+    cli.one_line_error(cli.run("translate", "-d", "fr-en", "x"), "no shipped translator for 'fr-en'", "en-de")
+    cli.one_line_error(cli.run("translate", "-d", "en-de", "-m", translate_model.checkpoint, "x"), "not both")
+    cli.one_line_error(cli.run("evaluate", "translate", "--src", "fr", "--tgt", "en", "-i", d / "valid.src", "-r",
+                               d / "valid.tgt"), "no shipped translator for fr->en", "--model")

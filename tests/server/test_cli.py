@@ -37,7 +37,7 @@ def test_options_reach_the_settings(cli, started, tmp_path):
                      "--max-generate", "99", "--timeout", "1.5", "--threads", "1", "--workers", "2", "--access-log")
     assert result.exit_code == 0, result.output
     settings, _, access_log = started[0]
-    assert settings.models["tag"] == str(model) and settings.models["translate"].endswith("multi30k-de-en.pt")
+    assert settings.models["tag"] == str(model) and settings.models["translate"].endswith("everyday-de-en.pt")
     assert (settings.max_batch, settings.max_wait_ms, settings.max_queue, settings.max_items, settings.max_chars,
             settings.max_generate, settings.timeout_s, settings.threads, settings.workers) == \
         (1, 2.0, 10, 3, 50, 99, 1.5, 1, 2)

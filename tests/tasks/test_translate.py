@@ -125,3 +125,13 @@ def test_the_shipped_model_is_less_sure_of_news_than_of_captions(shipped):
     caption, news = translator.confidence(lines, [h[0].tokens for h in translator.translate_hyps(lines, decode)],
                                           decode)
     assert caption > decode.warn_confidence > news
+
+
+def test_the_shipped_model_knows_everyday_german(shipped):
+    translator = Translator.load(shipped("translate"))
+    lines = ["Ich habe Hunger.", "Wo ist der Bahnhof?"]
+    decode = DecodeConfig()
+    hyps = translator.translate_hyps(lines, decode)
+    outputs = [translator.tgt_tok.decode(h[0].tokens).lower() for h in hyps]
+    assert "hungry" in outputs[0] and "station" in outputs[1]
+    assert min(translator.confidence(lines, [h[0].tokens for h in hyps], decode)) > decode.warn_confidence
