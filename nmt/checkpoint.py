@@ -46,7 +46,9 @@ class Checkpoint:
 
     def num_parameters(self) -> int:
         seen, total = set(), 0
-        for tensor in self.model.values():
+        for name, tensor in self.model.items():
+            if name.endswith(".int8_scale"):           # an int8 matrix's row scales (nmt/quantize.py)
+                continue
             key = (tensor.data_ptr(), tensor.shape)
             if key not in seen:                        # tied weights count once
                 seen.add(key)

@@ -163,6 +163,9 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="A run's best.pt or last.pt.")],
     out_path: Annotated[Path, typer.Argument(help="Where to write the released model.")],
     fp32: Annotated[bool, typer.Option("--fp32", help="Keep float32 weights (default: float16).")] = False,
+    quantize: Annotated[Optional[str], typer.Option("--quantize", help="int8: the matrices as int8 with one scale "
+                                                    "per row; models run their hot products on int8 kernels "
+                                                    "(see README, Fast inference).")] = None,
     score: Annotated[Optional[list[str]], typer.Option("--score", help="Record a score NAME=VALUE "
                                                                  "(repeatable).")] = None,
     casing_from: Annotated[Optional[str], typer.Option("--casing-from", help="Summariser: learn the commonest "
@@ -190,6 +193,8 @@ def export(
     if ckpt.task in tasks.TASKS:            # the model must build from it: a damaged file is refused, not released
         tasks.module(ckpt.task).RUNNER.build(ckpt, str(checkpoint))
     ckpt = ckpt_io.release(ckpt, half=not fp32)
+    if quantize is not None:
+        _quantize(ckpt, quantize, checkpoint)
     if only_given:
         ckpt.scores.clear()
     if casing_from:
@@ -201,6 +206,24 @@ def export(
         ckpt.scores[name] = float(value)
     ckpt_io.save(out_path, ckpt)
     err.print(f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB)")
+
+
+def _quantize(ckpt, kind: str, source: Path) -> None:
+    """Replace the checkpoint's matrices by int8 ones (nmt/quantize.py), in place, and say so in its meta."""
+    from nmt import quantize, tasks
+    if kind != "int8":
+        raise UserError(f"--quantize {kind}: only int8 is supported")
+    if quantize.is_quantized(ckpt.model):
+        raise UserError(f"{source} is already quantised (int8); quantise its float checkpoint instead")
+    before = quantize.size_report(ckpt.model)["bytes"]
+    ckpt.model = quantize.quantize_state(ckpt.model)
+    sizes = quantize.size_report(ckpt.model)
+    ckpt.meta["quantized"] = (f"int8, one scale per row: {sizes['int8_bytes'] / 1e6:.1f}M of the weights "
+                              f"({sizes['bytes'] / 1e6:.1f} MB, {before / 1e6:.1f} MB before)")
+    # the float model's scores are not this model's: kept under float_NAME until measured (export --score)
+    ckpt.scores = {f"float_{k}" if not k.startswith("float_") else k: v for k, v in ckpt.scores.items()}
+    if ckpt.task in tasks.TASKS:
+        tasks.module(ckpt.task).RUNNER.build(ckpt, str(source))
 
 
 def _released_weights(checkpoint: Path, average: int, ensemble: list[Path]):

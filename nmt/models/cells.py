@@ -30,9 +30,11 @@ def rnn_cell(x: Tensor, a: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_h
     return rnn_step(x @ w_ih.T + b_ih, a, w_hh, b_hh, nonlinearity)
 
 
-def rnn_step(xg: Tensor, a: Tensor, w_hh: Tensor, b_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
-    """`rnn_cell` with the input term xg = W_ax x^t + b_ih already computed (B, H), e.g. for all t at once."""
-    return NONLINEARITIES[nonlinearity](xg + a @ w_hh.T + b_hh)
+def rnn_step(xg: Tensor, a: Tensor, w_hh: Tensor, b_hh: Tensor, nonlinearity: str = "tanh",
+             hh: Tensor | None = None) -> Tensor:
+    """`rnn_cell` with the input term xg = W_ax x^t + b_ih already computed (B, H), e.g. for all t at once.
+    hh: the recurrent term W_aa a^{t-1} + b_hh (B, H) when computed elsewhere (int8 products), else None."""
+    return NONLINEARITIES[nonlinearity](xg + (a @ w_hh.T + b_hh if hh is None else hh))
 
 
 def lstm_cell(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor, b_ih: Tensor,
@@ -52,10 +54,11 @@ def lstm_cell(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tenso
     return lstm_step(x @ w_ih.T + b_ih, state, w_hh, b_hh)
 
 
-def lstm_step(xg: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor]:
-    """`lstm_cell` with the input term xg = W_x x^t + b_ih (B, 4H) already computed."""
+def lstm_step(xg: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor,
+              hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """`lstm_cell` with the input term xg = W_x x^t + b_ih (B, 4H) already computed; hh as in `rnn_step`."""
     a, c = state
-    return lstm_update(xg + a @ w_hh.T + b_hh, c)                   # gates (B, 4H)
+    return lstm_update(xg + (a @ w_hh.T + b_hh if hh is None else hh), c)          # gates (B, 4H)
 
 
 def lstm_update(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -84,18 +87,22 @@ def gru_cell(x: Tensor, a: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_h
     return gru_step(x @ w_ih.T + b_ih, a, w_hh, b_hh, reset_after)
 
 
-def gru_step(xg: Tensor, a: Tensor, w_hh: Tensor, b_hh: Tensor, reset_after: bool = True) -> Tensor:
-    """`gru_cell` with the input term xg = W x^t + b_ih (B, 3H) already computed."""
+def gru_step(xg: Tensor, a: Tensor, w_hh: Tensor, b_hh: Tensor, reset_after: bool = True,
+             hh: Tensor | None = None) -> Tensor:
+    """`gru_cell` with the input term xg = W x^t + b_ih (B, 3H) already computed; hh: the recurrent term
+    U a^{t-1} + b_hh (B, 3H) when computed elsewhere (int8 products; reset_after only), else None."""
     xr, xz, xn = xg.chunk(3, dim=-1)
     if reset_after:
         # the same equations in fewer kernels (this runs once per step inside training loops): both gates in one
         # sigmoid, r * hn fused into the add, and (1 - z) * n + z * a as one lerp
-        hg = a @ w_hh.T + b_hh                                                          # (B, 3H)
+        hg = a @ w_hh.T + b_hh if hh is None else hh                                    # (B, 3H)
         H = a.size(-1)
         r, z = torch.sigmoid(xg[..., : 2 * H] + hg[..., : 2 * H]).chunk(2, dim=-1)
         n = torch.tanh(torch.addcmul(xn, r, hg[..., 2 * H:]))
         return torch.lerp(n, a, z)
     else:
+        if hh is not None:
+            raise ValueError("a precomputed recurrent term needs reset_after=True (the reset acts before U_n)")
         u_r, u_z, u_n = w_hh.chunk(3, dim=0)
         b_r, b_z, b_n = b_hh.chunk(3, dim=0)
         r = torch.sigmoid(xr + a @ u_r.T + b_r)

@@ -90,6 +90,26 @@ class Seq2Seq(nn.Module):
         self.fused_feed = (c.input_feeding and c.encoder.cell == "gru" and c.decoder_layers == 1
                            and c.attention == "bahdanau" and c.encoder.impl == "fused")
         self._inputs_table, self._inputs_key = None, None
+        self._hh_int8: list | None = None      # the decoder's recurrent products in int8 (use_int8), per layer
+
+    def use_int8(self, parts: dict) -> None:
+        """Inference on int8 products (nmt/quantize.py) for what runs at every decoding step: the decoder's
+        recurrent matrices, attention's query projection, the combination layer and the output layer (and the
+        once-per-sentence key projection and bridge). `parts`: name -> (int8 values, scales) of the checkpoint."""
+        from nmt.quantize import Int8Linear
+        c, att = self.config, self.attention
+        self.output = Int8Linear.of(self.output, parts, "output")
+        self.combine = Int8Linear.of(self.combine, parts, "combine")
+        if self.bridge is not None:
+            self.bridge = Int8Linear.of(self.bridge, parts, "bridge")
+        if att.kind != "dot":
+            att.key_proj = Int8Linear.of(att.key_proj, parts, "attention.key_proj")
+        if att.kind == "bahdanau":
+            att.query_proj = Int8Linear.of(att.query_proj, parts, "attention.query_proj")
+        names = [f"decoder.rnn.weight_hh_l{k}" for k in range(c.decoder_layers)]
+        if c.encoder.impl == "fused" and all(name in parts for name in names):
+            rnn = self.decoder.rnn
+            self._hh_int8 = [Int8Linear(*parts[name], getattr(rnn, f"bias_hh_l{k}")) for k, name in enumerate(names)]
 
     # --- encoder -------------------------------------------------------------------------------------------
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[EncoderOut, State]:
@@ -161,14 +181,15 @@ class Seq2Seq(nn.Module):
         """One step of the decoder's layers, given the first layer's input term W_ih x + b_ih (B, G*H).
         Updates the per-layer states in `layers` and returns the top layer's output (B, H)."""
         c, rnn = self.config, self.decoder.rnn
-        step = STEPS[c.encoder.cell]
-        layers[0] = step(x_in, layers[0], rnn.weight_hh_l0, rnn.bias_hh_l0)
+        step, int8 = STEPS[c.encoder.cell], self._hh_int8
+        hh = (lambda k: int8[k](_hidden(layers[k]))) if int8 and not torch.is_grad_enabled() else (lambda k: None)
+        layers[0] = step(x_in, layers[0], rnn.weight_hh_l0, rnn.bias_hh_l0, hh=hh(0))
         out = _hidden(layers[0])
         for k in range(1, c.decoder_layers):
             w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih",
                                                                                   "bias_hh"))
             out = nn.functional.dropout(out, c.dropout, self.training)
-            layers[k] = step(torch.addmm(b_ih, out, w_ih.T), layers[k], w_hh, b_hh)
+            layers[k] = step(torch.addmm(b_ih, out, w_ih.T), layers[k], w_hh, b_hh, hh=hh(k))
             out = _hidden(layers[k])
         return out
 

@@ -116,9 +116,15 @@ class Runner(ABC):
 
 def model_weights(ckpt: ckpt_io.Checkpoint, model_cls: type, config_cls: type, *args) -> nn.Module:
     """`model_cls(config, *args)` built from the checkpoint's model config, with its weights (float32), in eval
-    mode."""
+    mode. An int8 checkpoint (nmt/quantize.py) loads dequantised, then the model's int8 products where it has
+    them (`use_int8`)."""
+    from nmt import quantize
     from nmt.config import from_dict
     model = model_cls(from_dict(config_cls, ckpt.config["model"]), *args)
-    model.load_state_dict(ckpt_io.state_dict_float(ckpt.model))
+    int8 = quantize.is_quantized(ckpt.model)
+    model.load_state_dict(ckpt_io.state_dict_float(quantize.dequantize_state(ckpt.model) if int8 else ckpt.model))
     ckpt_io.check_finite(ckpt.model)
-    return model.eval()
+    model.eval()
+    if int8 and hasattr(model, "use_int8"):
+        model.use_int8(quantize.int8_parts(ckpt.model))
+    return model

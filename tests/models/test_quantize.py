@@ -1,0 +1,81 @@
+"""Int8 weights (nmt/quantize.py): the rounding, the checkpoint round trip, the int8 products, every task."""
+import json
+
+import pytest
+import torch
+
+from nmt import quantize
+from nmt.quantize import SCALE, Int8Linear
+
+
+def test_rows_round_to_within_half_a_step():
+    w = torch.randn(64, 96) * torch.linspace(0.01, 3, 64)[:, None]     # rows of very different ranges
+    q, scale = quantize.quantize_rows(w)
+    assert q.dtype == torch.int8 and scale.shape == (64,)
+    assert int(q.abs().max()) == 127                                   # each row's largest value maps to 127
+    assert ((q.float() * scale[:, None] - w).abs() <= scale[:, None] / 2 + 1e-7).all()
+
+
+def test_state_round_trip_keeps_ties_and_small_tensors():
+    emb = torch.randn(300, 32)
+    state = {"embed.weight": emb, "output.weight": emb, "bias": torch.randn(300), "crf": torch.randn(9, 9)}
+    q = quantize.quantize_state(state)
+    assert q["embed.weight"].dtype == torch.int8 and q["embed.weight"] is q["output.weight"]
+    assert q["bias"] is state["bias"] and q["crf"] is state["crf"] and set(q) - set(state) == {
+        "embed.weight" + SCALE, "output.weight" + SCALE}
+    back = quantize.dequantize_state(q)
+    assert set(back) == set(state) and back["embed.weight"] is back["output.weight"]
+    assert (back["embed.weight"] - emb).abs().max() < emb.abs().max() / 127
+
+
+def test_int8_linear_matches_the_float_product():
+    linear = torch.nn.Linear(256, 384)
+    q, scale = quantize.quantize_rows(linear.weight.detach())
+    x = torch.randn(2, 7, 256)
+    with torch.no_grad():
+        y, ref = Int8Linear(q, scale, linear.bias.detach())(x), linear(x)
+    assert y.shape == (2, 7, 384)
+    assert float((y - ref).norm() / ref.norm()) < 0.03
+
+
+def test_int8_translator_stays_close_to_float(cli, translate_model, tmp_path):
+    from nmt.tasks.translate import Translator
+    path = tmp_path / "int8.pt"
+    result = cli.run("export", translate_model.checkpoint, path, "--quantize", "int8")
+    assert result.exit_code == 0, result.output
+    assert path.stat().st_size < 0.75 * translate_model.checkpoint.stat().st_size
+    info = json.loads(cli.run("info", path, "--json").stdout)
+    assert "int8" in info["weights"] and info["meta"]["quantized"].startswith("int8")
+    assert all(name.startswith("float_") for name in info["scores"])  # the float model's, renamed
+    assert info["parameters"] == json.loads(cli.run("info", translate_model.checkpoint, "--json").stdout)["parameters"]
+    float_model, int8_model = Translator.load(translate_model.checkpoint), Translator.load(path)
+    assert int8_model.model._hh_int8 is not None and isinstance(int8_model.model.output, Int8Linear)
+    src = torch.tensor([[5, 9, 14, 22, 7, 3], [8, 11, 6, 2, 0, 0]])
+    lengths, tgt = torch.tensor([6, 4]), torch.tensor([[1, 12, 30, 4], [1, 40, 9, 17]])
+    with torch.inference_mode():
+        a, b = float_model.model(src, lengths, tgt), int8_model.model(src, lengths, tgt)
+        enc, state = int8_model.model.encode(src, lengths)
+        step, _, _ = int8_model.model.decode(enc, tgt[:, :1], state)    # the decoding path: int8 recurrent step
+        ref_enc, ref_state = float_model.model.encode(src, lengths)
+        ref_step, _, _ = float_model.model.decode(ref_enc, tgt[:, :1], ref_state)
+    assert float((a - b).norm() / a.norm()) < 0.05 and float((step - ref_step).norm() / ref_step.norm()) < 0.05
+    out = cli.run("translate", "-m", path, "der hund", "ein kind spielt")
+    assert out.exit_code == 0 and len(out.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("name", ["translate", "charlm", "tag", "summarize"])
+def test_every_task_exports_and_loads_int8(cli, trained_models, tmp_path, name):
+    from nmt import tasks
+    path = tmp_path / f"{name}-int8.pt"
+    result = cli.run("export", trained_models[name].checkpoint, path, "--quantize", "int8")
+    assert result.exit_code == 0, result.output
+    assert tasks.module(name).RUNNER.load(path).checkpoint.meta["quantized"].startswith("int8")
+
+
+def test_bad_quantize_requests(cli, translate_model, tmp_path):
+    path = tmp_path / "int8.pt"
+    cli.run("export", translate_model.checkpoint, path, "--quantize", "int8")
+    cli.one_line_error(cli.run("export", path, tmp_path / "again.pt", "--quantize", "int8"), "already quantised")
+    cli.one_line_error(cli.run("export", translate_model.checkpoint, tmp_path / "x.pt", "--quantize", "int4"),
+                       "only int8")
+    assert not (tmp_path / "again.pt").exists() and not (tmp_path / "x.pt").exists()
