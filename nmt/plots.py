@@ -1,4 +1,4 @@
-"""Pictures as PNG files (matplotlib, headless): attention matrices, gradient flow, learning curves."""
+"""Pictures as PNG files (matplotlib, headless): attention matrices, gradient flow, learning curves, cost against T."""
 from __future__ import annotations
 
 import json
@@ -53,6 +53,34 @@ def plot_flow(curves: dict, path: str | Path) -> None:
     ax.set_title("gradient flow through time")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
+    _save(fig, path)
+
+
+def plot_cost(result: dict, path: str | Path) -> None:
+    """`nmt.cost.measure`'s result: forward + backward time and saved memory against T on log-log axes, the
+    measured points of each layer with its fitted line c T^k (labelled with k)."""
+    from nmt.cost import fit_power
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, column, label, scale in ((axes[0], "train_ms", "forward + backward (ms)", 1.0),
+                                     (axes[1], "saved_bytes", "saved for backward (MiB)", 2.0 ** -20)):
+        for i, (name, fit) in enumerate(result["fits"].items()):
+            rows = [r for r in result["rows"] if r["layer"] == name]
+            ts, values = [r["T"] for r in rows], [r[column] * scale for r in rows]
+            k, c = fit_power(fit["lengths"], [r[column] * scale for r in rows if r["T"] in fit["lengths"]])
+            colour = f"C{i % 10}"
+            ax.loglog(ts, values, "o", color=colour)
+            ax.loglog(fit["lengths"], [c * t ** k for t in fit["lengths"]], "-", color=colour,
+                      label=f"{name}: T^{k:.2f}")
+        lengths = sorted({r["T"] for r in result["rows"]})
+        ax.set_xticks(lengths, [str(t) for t in lengths])
+        ax.minorticks_off()
+        ax.set_xlabel("sequence length T")
+        ax.set_ylabel(label)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize="small")
+    axes[0].set_title("time (the course: O(T))")
+    axes[1].set_title("memory (the course: O(T))")
     _save(fig, path)
 
 

@@ -1,6 +1,7 @@
 """The `nmt` command line: one small file per task (its use, train and evaluate commands), tools.py (data,
-tokenizer, info, export), pictures.py (gradients, plot, copy task), common.py (apps, shared options, errors, the
-train tail) and render.py (Rich tables and pictures). The only package that knows about the terminal.
+tokenizer, info, export), pictures.py (gradients, plot, copy task), cost.py (time and memory against T), common.py
+(apps, shared options, errors, the train tail) and render.py (Rich tables and pictures). The only package that
+knows about the terminal.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from nmt import allocator
 
 allocator.configure()      # before torch loads: a CLI process is one workload, the settings pay off (allocator.py)
 
-from nmt.cli import translate, generate, tag, summarize, forecast, classify, namegen, tools, pictures, serve  # noqa: E402,F401,I001  (register commands)
+from nmt.cli import translate, generate, tag, summarize, forecast, classify, namegen, tools, pictures, cost, serve  # noqa: E402,F401,I001  (register commands)
 from nmt.cli.common import app  # noqa: E402
 
 

@@ -6,7 +6,7 @@ their `Range`, both checked by `from_dict` (nmt/config/base.py) when a config is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from nmt.config.base import ConfigError, Count, Fraction, NonNegative, Range, Size
 
@@ -312,3 +312,36 @@ class NameGenDataConfig:
     test_share: Fraction = 0.1
     split_seed: int = 1
     eval_per_epoch: Size = 1      # validations per epoch (sets train.eval_every); 0: train.eval_every decides
+
+
+Layer = Literal["rnn", "lstm", "gru", "conv", "attention"]   # `cost`: the cells, and two layers without recurrence
+
+
+@dataclass
+class CostConfig:
+    """`cost` (nmt/cost.py): time and backward memory of one layer (B, T, H) -> (B, T, H) against the length T."""
+    cells: tuple = ("rnn", "lstm", "gru", "conv", "attention")   # the layers measured, each a `Layer`
+    lengths: tuple = (25, 50, 100, 200, 400, 800)   # T, positive and increasing; two or more for the fit
+    hidden: Dim = 256             # H, the width of every layer (and of its input)
+    batch: Count = 32             # B
+    impl: Impl = "fused"          # the cells' implementation (see Impl above)
+    repeats: Annotated[int, Range(1, 1000)] = 3   # timed runs after one warm-up; the median is reported
+    tbptt: Size = 50              # K: also measure `tbptt_cell` in chunks of K steps, the state detached between
+    #                               chunks (truncated BPTT, as the character model trains); 0: off
+    tbptt_cell: Cell = "gru"
+    max_memory_mb: NonNegative = 0.0   # refuse when the estimated saved activations of one run exceed this many
+    #                               MiB; 0: half the memory available now
+    seed: Size = 0                # seed of the weights and inputs
+
+    def __post_init__(self):
+        unknown = [c for c in self.cells if c not in get_args(Layer)]
+        if unknown or not self.cells:
+            raise ConfigError(f"unknown cell '{unknown[0]}' (expected rnn, lstm, gru, conv or attention)" if unknown
+                              else "no cells to measure")
+        lengths = list(self.lengths)
+        if not all(isinstance(t, int) and not isinstance(t, bool) for t in lengths) or min(lengths, default=0) < 1 \
+                or any(a >= b for a, b in zip(lengths, lengths[1:])):
+            raise ConfigError(f"lengths must be positive whole numbers in increasing order, got "
+                              f"{','.join(map(str, lengths)) or 'none'}")
+        if len(lengths) < 2:
+            raise ConfigError(f"need two or more lengths to fit an exponent, got only {lengths[0]}")
