@@ -44,7 +44,13 @@ def quantize_rows(w: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def is_quantized(state: dict) -> bool:
+    """Whether a state dict holds int8 matrices."""
     return any(name.endswith(SCALE) for name in state)
+
+
+def is_int8(ckpt) -> bool:
+    """Whether a checkpoint was exported with --quantize int8 (even a model too small to hold an int8 matrix)."""
+    return is_quantized(ckpt.model) or str(ckpt.meta.get("quantized", "")).startswith("int8")
 
 
 def int8_parts(state: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:

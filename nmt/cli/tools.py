@@ -178,6 +178,8 @@ def export(
     ensemble: Annotated[Optional[list[Path]], typer.Option("--ensemble", help="Character models: join this "
                         "checkpoint with another run's (repeatable) into one model predicting the mean of their "
                         "distributions.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="pt: an nmt checkpoint (default); onnx: a folder of ONNX "
+                                     "graphs and the tokenizers, for --runtime onnx (float32).")] = "pt",
 ):
     """Write a compact release of a checkpoint: no training state, float16 weights.
 
@@ -185,9 +187,17 @@ def export(
     Averaged: nmt export runs/m30k/best.pt checkpoints/multi30k-de-en.pt --average 5 (train with
     --set train.keep_checkpoints=N to keep them)
     Ensemble: nmt export runs/a/best.pt checkpoints/lm.pt --ensemble runs/b/best.pt
+    ONNX: nmt export runs/m30k/best.pt de-en.onnx --format onnx; then nmt translate --runtime onnx -m de-en.onnx
     """
     from nmt import checkpoint as ckpt_io
     from nmt import tasks
+    if fmt == "onnx":
+        if casing_from or score or only_given:
+            raise UserError("--format onnx keeps the checkpoint's scores as they are: drop --score, --casing-from "
+                            "and --only-given-scores")
+        return _export_onnx(checkpoint, writable(out_path, folder=True), average, ensemble or [])
+    if fmt != "pt":
+        raise UserError(f"--format must be pt or onnx, got '{fmt}'")
     writable(out_path)
     ckpt = _released_weights(checkpoint, average, ensemble or [])
     if ckpt.task in tasks.TASKS:            # the model must build from it: a damaged file is refused, not released
@@ -213,7 +223,7 @@ def _quantize(ckpt, kind: str, source: Path) -> None:
     from nmt import quantize, tasks
     if kind != "int8":
         raise UserError(f"--quantize {kind}: only int8 is supported")
-    if quantize.is_quantized(ckpt.model):
+    if quantize.is_int8(ckpt):
         raise UserError(f"{source} is already quantised (int8); quantise its float checkpoint instead")
     before = quantize.size_report(ckpt.model)["bytes"]
     ckpt.model = quantize.quantize_state(ckpt.model)
@@ -224,6 +234,14 @@ def _quantize(ckpt, kind: str, source: Path) -> None:
     ckpt.scores = {f"float_{k}" if not k.startswith("float_") else k: v for k, v in ckpt.scores.items()}
     if ckpt.task in tasks.TASKS:
         tasks.module(ckpt.task).RUNNER.build(ckpt, str(source))
+
+
+def _export_onnx(checkpoint: Path, out_path: Path, average: int, ensemble: list[Path]) -> None:
+    """`export --format onnx`: the graphs of nmt/onnx/export.py in the folder out_path."""
+    from nmt.onnx.export import export as export_onnx
+    files = export_onnx(_released_weights(checkpoint, average, ensemble), out_path, str(checkpoint))
+    size = sum(f.stat().st_size for f in files) / 1e6
+    err.print(f"wrote {out_path}/ ({', '.join(f.name for f in files)}; {size:.1f} MB)")
 
 
 def _released_weights(checkpoint: Path, average: int, ensemble: list[Path]):

@@ -151,6 +151,15 @@ class Tagger(nn.Module):
         """words (B, S), casings (B, S), lengths (B,) and the characters -> emission scores (B, S, K)."""
         return self.emit(self.encode(words, chars, casings, lengths, char_index, context))
 
+    def use_int8(self, parts: dict) -> None:
+        """Inference on int8 products (nmt/quantize.py): the BiLSTM encoder, the character BiLSTM and the emission
+        layer (the contextual LMs stay float). `parts`: name -> (int8 values, scales) of the checkpoint."""
+        from nmt.quantize import Int8Linear
+        self.encoder.use_int8()
+        if isinstance(self.chars, CharLSTM):
+            self.chars.rnn.use_int8()
+        self.emissions = Int8Linear.of(self.emissions, parts, "emissions")
+
     def emit(self, h: Tensor) -> Tensor:
         """BiLSTM states (B, S, 2H) -> emission scores (B, S, K)."""
         return self.emissions(self.dropout(h))

@@ -79,3 +79,14 @@ def test_bad_quantize_requests(cli, translate_model, tmp_path):
     cli.one_line_error(cli.run("export", translate_model.checkpoint, tmp_path / "x.pt", "--quantize", "int4"),
                        "only int8")
     assert not (tmp_path / "again.pt").exists() and not (tmp_path / "x.pt").exists()
+
+
+def test_int8_tagger_runs_its_bilstm_on_int8_kernels(cli, tag_model, tmp_path):
+    from nmt.tasks.tag import NERTagger
+    path = tmp_path / "tag-int8.pt"
+    assert cli.run("export", tag_model.checkpoint, path, "--quantize", "int8").exit_code == 0
+    runner = NERTagger.load(path)
+    assert not isinstance(runner.model.encoder.rnn, torch.nn.LSTM)      # torch's dynamic int8 LSTM
+    result = cli.run("tag", "-m", path, "Angela Merkel met Emmanuel Macron in Paris .")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.strip().splitlines()) == 1
