@@ -33,6 +33,12 @@ class CharLM(nn.Module):
             self.output.weight = self.embed.weight
         self.emb_dropout = nn.Dropout(c.emb_dropout)
         self.dropout = nn.Dropout(c.dropout)
+        self.int8 = False                 # sample on int8 products (use_int8)
+
+    def use_int8(self, parts: dict | None = None) -> None:
+        """Sample on int8 products (nmt/quantize.py): the Stepper's matrix-vector products read a quarter of the
+        float32 bytes. Scoring a text (forward) stays float, on the int8-rounded weights."""
+        self.int8 = True
 
     def forward(self, x: Tensor, state=None) -> tuple[Tensor, object]:
         """x (B, T) character ids, state from the previous chunk (or None) -> logits (B, T, V), new state."""
@@ -71,6 +77,10 @@ class CharLMEnsemble(nn.Module):
         self.config = config
         one = dataclasses.replace(config, members=1)
         self.members = nn.ModuleList(CharLM(one) for _ in range(config.members))
+
+    def use_int8(self, parts: dict | None = None) -> None:
+        for member in self.members:
+            member.use_int8()
 
     def each(self, x: Tensor, state=None) -> list[tuple[Tensor, object]]:
         """x (B, T) -> each member's own logits (B, T, V) and new state."""
@@ -122,6 +132,13 @@ class Stepper:
             out_b = out_b + out_w @ model.proj.bias.detach()
             out_w = out_w @ model.proj.weight.detach()
         self.out_w, self.out_b = out_w, out_b                                             # (V, H), (V,)
+        self.int8 = model.int8
+        if self.int8:        # the same products on int8 weights (nmt/quantize.py); x is quantised per step
+            from nmt.quantize import Int8Linear, quantize_rows
+            self.half = False
+            self.hh8 = [Int8Linear(*quantize_rows(w_hh), b_hh) for _, w_hh, _, b_hh in self.layers]
+            self.ih8 = [None] + [Int8Linear(*quantize_rows(w_ih), b_ih) for w_ih, _, b_ih, _ in self.layers[1:]]
+            self.out8 = Int8Linear(*quantize_rows(out_w), out_b)
 
     @staticmethod
     def split(state) -> list:
@@ -132,6 +149,8 @@ class Stepper:
 
     def __call__(self, token: Tensor, layers: list) -> Tensor:
         """token (B,) -> logits (B, V); `layers` is updated in place."""
+        if self.int8:
+            return self._int8_call(token, layers)
         x = self.table[token]                                                             # (B, G*H)
         for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
             if k:
@@ -143,6 +162,17 @@ class Stepper:
                 layers[k] = self.step(x, layers[k], w_hh, b_hh)
             h = layers[k][0] if isinstance(layers[k], tuple) else layers[k]
         return torch.addmm(self.out_b, h, self.out_w.T)
+
+    def _int8_call(self, token: Tensor, layers: list) -> Tensor:
+        """`__call__` on the int8 products."""
+        x = self.table[token]                                                             # (B, G*H)
+        for k, (_, w_hh, _, b_hh) in enumerate(self.layers):
+            if k:
+                x = self.ih8[k](h)
+            previous = layers[k][0] if isinstance(layers[k], tuple) else layers[k]
+            layers[k] = self.step(x, layers[k], w_hh, b_hh, hh=self.hh8[k](previous))
+            h = layers[k][0] if isinstance(layers[k], tuple) else layers[k]
+        return self.out8(h)
 
     def _product(self, h: Tensor, w: Tensor, b: Tensor) -> Tensor:
         """h (B, I) @ w.T + b -> (B, G*H), in float32 or through the float16 copy of w."""
@@ -169,5 +199,8 @@ class EnsembleStepper:
 
 
 def stepper(model: nn.Module, half: bool = False) -> Stepper | EnsembleStepper:
-    """The sampling stepper of a CharLM or a CharLMEnsemble."""
-    return EnsembleStepper(model, half) if isinstance(model, CharLMEnsemble) else Stepper(model, half)
+    """The sampling stepper of a CharLM or a CharLMEnsemble; a model run by another runtime (nmt/onnx) brings its
+    own (`model.stepper()`)."""
+    if isinstance(model, CharLMEnsemble):
+        return EnsembleStepper(model, half)
+    return Stepper(model, half) if isinstance(model, CharLM) else model.stepper()

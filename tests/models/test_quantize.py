@@ -90,3 +90,22 @@ def test_int8_tagger_runs_its_bilstm_on_int8_kernels(cli, tag_model, tmp_path):
     result = cli.run("tag", "-m", path, "Angela Merkel met Emmanuel Macron in Paris .")
     assert result.exit_code == 0, result.output
     assert len(result.stdout.strip().splitlines()) == 1
+
+
+def test_int8_character_model_samples_on_int8_products(cli, charlm_model, tmp_path):
+    from nmt import tasks
+    from nmt.models.charlm import stepper
+    path = tmp_path / "charlm-int8.pt"
+    assert cli.run("export", charlm_model.checkpoint, path, "--quantize", "int8").exit_code == 0
+    runner, reference = (tasks.module("charlm").RUNNER.load(p) for p in (path, charlm_model.checkpoint))
+    int8, float_ = stepper(runner.model), stepper(reference.model)
+    assert int8.int8 and not float_.int8
+    token = torch.tensor([3, 5])
+    with torch.inference_mode():
+        H, lstm = float_.layers[0][1].size(1), reference.model.config.rnn.cell == "lstm"
+        fresh = lambda: [(torch.zeros(2, H), torch.zeros(2, H)) if lstm else torch.zeros(2, H)  # noqa: E731
+                         for _ in float_.layers]
+        a, b = float_(token, fresh()), int8(token, fresh())
+    assert float((a - b).norm() / a.norm()) < 0.05
+    result = cli.run("generate", "-m", path, "--length", 20, "--seed", 1)
+    assert result.exit_code == 0, result.output
