@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from nmt.cli.common import (Cell, DataDir, InputFile, JsonOut, Model, Run, Texts, UserError, app, err, evaluate_app,
-                            friendly, load_runner, out, print_json, read_input, train_command, writable)
+from nmt.cli.common import (Cell, DataDir, InputFile, JsonOut, Model, Run, Runtime, Texts, UserError, app, err,
+                            evaluate_app, friendly, load_runner, out, print_json, read_input, train_command, writable)
 from nmt.cli.render import table
 
 TextField = Annotated[str, typer.Option("--text-field", help="JSONL field (or TSV header column) of the text.")]
@@ -29,6 +29,7 @@ def classify(
     show_attention: Annotated[bool, typer.Option("--show-attention", help="Shade each word by its attention "
                                                  "weight (models with attention pooling).")] = False,
     as_json: JsonOut = False,
+    runtime: Runtime = "torch",
 ):
     """Label texts (the shipped SST-2 sentiment model by default): label, probability and a bar per label.
 
@@ -39,7 +40,7 @@ def classify(
     lines = read_input(text, input)
     if not any(line.strip() for line in lines):
         raise UserError("empty text: nothing to classify")
-    classifier = load_runner("classify", model)
+    classifier = load_runner("classify", model, runtime=runtime)
     if show_attention and classifier.setup.model.pooling != "attention":
         raise UserError(f"--show-attention needs a model with attention pooling; this one pools by "
                         f"{classifier.setup.model.pooling}")

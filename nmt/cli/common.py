@@ -54,6 +54,8 @@ Device = Annotated[Optional[str], typer.Option("--device", help="cpu (default) |
                                               "mixed precision on GPUs that support it.")]
 Accumulate = Annotated[Optional[int], typer.Option("--accumulate", help="Batches per update on each process "
                                                    "(gradient accumulation; default 1).")]
+Runtime = Annotated[str, typer.Option("--runtime", help="torch (default) | onnx: run an ONNX export folder "
+                                       "(nmt export CKPT OUT --format onnx) on ONNX Runtime; needs --model.")]
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Any setting as dotted KEY=VALUE, e.g. "
                                                    "--set train.optim.lr=0.002 (repeatable).")]
 
@@ -241,9 +243,25 @@ def train_command(task: str) -> Callable:
     return lambda fn: train_app.command(task)(friendly(group(fn)))
 
 
-def load_runner(task: str, path: Path | None, workload: str = "step"):
+def load_runner(task: str, path: Path | None, workload: str = "step", runtime: str = "torch"):
     """The runner of a checkpoint of `task`, the shipped model when no path is given; torch's threads set for the
-    workload (nmt/threads.py: one thread for step-by-step work, the cores for batch work, or --threads)."""
+    workload (nmt/threads.py: one thread for step-by-step work, the cores for batch work, or --threads), and as
+    many for ONNX Runtime with runtime "onnx" (an export folder; nmt/onnx)."""
     from nmt import tasks, threads
-    threads.use(workload)
+    count = threads.use(workload)
+    if runtime == "onnx":
+        return load_onnx(task, path, count)
+    if runtime != "torch":
+        raise UserError(f"--runtime must be torch or onnx, got '{runtime}'")
     return tasks.module(task).RUNNER.load(path or tasks.SHIPPED[task])
+
+
+def load_onnx(task: str | None, path: Path | None, threads: int):
+    """The runner of an ONNX export folder (`--runtime onnx`), with `threads` ONNX Runtime threads."""
+    from nmt.onnx import INSTALL, missing
+    if missing("onnxruntime"):
+        raise UserError(f"--runtime onnx needs onnxruntime: {INSTALL}")
+    if path is None:
+        raise UserError("--runtime onnx needs --model: an ONNX export folder (nmt export CKPT OUT --format onnx)")
+    from nmt.onnx.runtime import load
+    return load(path, task, threads)

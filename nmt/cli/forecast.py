@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from nmt.cli.common import (Cell, DataDir, Impl, JsonOut, Model, Run, UserError, app, err, evaluate_app, friendly,
-                            load_runner, option_group, out, print_json, train_command)
+from nmt.cli.common import (Cell, DataDir, Impl, JsonOut, Model, Run, Runtime, UserError, app, err, evaluate_app,
+                            friendly, load_runner, option_group, out, print_json, train_command)
 from nmt.cli.render import table
 
 Csv = Annotated[Optional[Path], typer.Option("--csv", help="A CSV file: a date column and numeric channels.")]
@@ -116,13 +116,14 @@ def forecast(
     model: Model = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
+    runtime: Runtime = "torch",
 ):
     """Forecast the H steps after a CSV file's last row (or from --at DATE), in the data's own units.
 
     Example: nmt forecast --csv ETTh1.csv --at "2018-02-01 00:00" --plot forecast.png
     """
     import pandas as pd
-    forecaster = load_runner("forecast", model)
+    forecaster = load_runner("forecast", model, runtime=runtime)
     path, _ = Source(csv, corpus, None, None, None, None, None, None).path_and_rows(data_dir=data_dir)
     when = None
     if at is not None:

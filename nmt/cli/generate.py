@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from nmt.cli.common import (Cell, DataDir, Impl, JsonOut, Model, Run, UserError, app, err, evaluate_app, friendly,
-                            load_runner, out, print_json, train_command)
+from nmt.cli.common import (Cell, DataDir, Impl, JsonOut, Model, Run, Runtime, UserError, app, err, evaluate_app,
+                            friendly, load_runner, out, print_json, train_command)
 from nmt.cli.render import table
 
 
@@ -27,6 +27,7 @@ def generate(
     condition: Annotated[Optional[str], typer.Option("--condition", "-c", help="Names of this language (a namegen "
                                                      "model; default: the shipped names generator).")] = None,
     as_json: JsonOut = False,
+    runtime: Runtime = "torch",
 ):
     """Generate text character by character, streamed as it is produced.
 
@@ -38,7 +39,7 @@ def generate(
     prime = prime.replace("\\n", "\n") if prime is not None else None
     options = make(SampleConfig, temperature=temperature, length=length, prime=prime, top_k=top_k, top_p=top_p,
                    num_samples=num_samples)
-    generator = _runner(model, condition)
+    generator = _runner(model, condition) if runtime == "torch" else load_runner("charlm", model, runtime=runtime)
     if generator.task == "namegen":
         from nmt.cli.namegen import show_names
         return show_names(generator, condition, options, seed, as_json)

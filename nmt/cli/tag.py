@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from nmt.cli.common import (Cell, DataDir, InputFile, JsonOut, Model, Run, Texts, UserError, app, evaluate_app,
-                            friendly, load_runner, out, print_json, read_input, train_command)
+from nmt.cli.common import (Cell, DataDir, InputFile, JsonOut, Model, Run, Runtime, Texts, UserError, app,
+                            evaluate_app, friendly, load_runner, out, print_json, read_input, train_command)
 from nmt.cli.render import show_entities, table
 
 TagColumn = Annotated[int, typer.Option("--tag-column", help="Column holding the tags (-1: last).")]
@@ -34,6 +34,7 @@ def tag(
                                      "per line, output adds a tag column.")] = "text",
     model: Model = None,
     as_json: JsonOut = False,
+    runtime: Runtime = "torch",
 ):
     """Find named entities: coloured in a terminal, bracketed when piped, spans with offsets in --json.
 
@@ -50,7 +51,7 @@ def tag(
         sentences = conll_words(input)
     else:
         lines = read_input(text, input)
-    tagger = load_runner("tag", model)
+    tagger = load_runner("tag", model, runtime=runtime)
     if fmt == "conll" and not as_json:
         sys.stdout.write(tagger.tag_conll(input))
         return

@@ -192,6 +192,8 @@ def export(
     from nmt import checkpoint as ckpt_io
     from nmt import tasks
     if fmt == "onnx":
+        if quantize is not None:
+            raise UserError("--format onnx writes float32 graphs: drop --quantize")
         if casing_from or score or only_given:
             raise UserError("--format onnx keeps the checkpoint's scores as they are: drop --score, --casing-from "
                             "and --only-given-scores")

@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from nmt.cli.common import (Beam, Cell, DataDir, Impl, InputFile, JsonOut, LengthPenalty, Model, Run, Texts, UserError,
-                            app, config_options, err, evaluate_app, friendly, load_runner, out, print_json, read_input,
-                            train_command, writable)
+from nmt.cli.common import (Beam, Cell, DataDir, Impl, InputFile, JsonOut, LengthPenalty, Model, Run, Runtime, Texts,
+                            UserError, app, config_options, err, evaluate_app, friendly, load_runner, out, print_json,
+                            read_input, train_command, writable)
 from nmt.cli.render import shaded_matrix, table
 from nmt.config import DecodeConfig
 
@@ -44,6 +44,7 @@ def translate(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the attention matrix of the first "
                                                  "sentence to a PNG (several sentences: NAME-2.png, ...).")] = None,
     as_json: JsonOut = False,
+    runtime: Runtime = "torch",
 ):
     """Translate sentences: one output line per input line, in order, blank lines kept (beam 5 by default).
 
@@ -59,7 +60,7 @@ def translate(
         raise UserError("empty input: nothing to translate")
     if model and direction:
         raise UserError("give --model or --direction, not both")
-    translator = load_runner("translate", model or shipped_translator(direction))
+    translator = load_runner("translate", model or shipped_translator(direction), runtime=runtime)
     want_attention = show_attention or plot is not None
     results = translator.translate_hyps(lines, decode, keep_attention=want_attention)
     if want_attention:
