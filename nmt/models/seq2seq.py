@@ -94,10 +94,11 @@ class Seq2Seq(nn.Module):
 
     def use_int8(self, parts: dict) -> None:
         """Inference on int8 products (nmt/quantize.py) for what runs at every decoding step: the decoder's
-        recurrent matrices, attention's query projection, the combination layer and the output layer (and the
-        once-per-sentence key projection and bridge). `parts`: name -> (int8 values, scales) of the checkpoint."""
+        recurrent matrices, attention's query projection, the combination layer and the output layer (and, once
+        per sentence, the encoder, the key projection and the bridge). `parts`: name -> (int8 values, scales) of the checkpoint."""
         from nmt.quantize import Int8Linear
         c, att = self.config, self.attention
+        self.encoder.use_int8()
         self.output = Int8Linear.of(self.output, parts, "output")
         self.combine = Int8Linear.of(self.combine, parts, "combine")
         if self.bridge is not None:
