@@ -219,18 +219,30 @@ class Run:
         return setup
 
     def train(self, setup, train, valid, data_name: str, headers: tuple[str, ...],
-              best: Callable[[float], str], meta: dict | None = None) -> None:
+              best: Callable[[float], str], meta: dict | None = None, intro: str | None = None) -> None:
         """Train (or resume) with a progress bar and sample tables, then one summary line; `best` words the score;
-        `meta` adds to what the checkpoints record (the data, the command)."""
+        `meta` adds to what the checkpoints record (the data, the command); `intro` is printed once training
+        starts (after every check has passed, so a refused run prints its one error line only)."""
         from nmt import tasks
         from nmt.progress import RichProgress
         progress = RichProgress(err, total_steps=setup.train.max_steps, sample_headers=headers, best=best)
         meta = {"data": data_name, "command": " ".join(["python", "cli.py"] + sys.argv[1:]), **(meta or {})}
         out_dir = self.out_dir or Path("runs") / self.task
-        state, run_dir = tasks.module(self.task).train(setup, train, valid, out_dir, [progress], meta)
+        callbacks = ([_Intro(intro)] if intro else []) + [progress]
+        state, run_dir = tasks.module(self.task).train(setup, train, valid, out_dir, callbacks, meta)
         if os.environ.get("RANK", "0") == "0":           # under torchrun, rank 0 alone reports
             err.print(f"stopped ({state.stopped}) at step {state.step}; {best(state.best_score)}; "
                       f"checkpoints in {run_dir}")
+
+
+class _Intro:
+    """A training callback that prints one line when training starts."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def on_start(self, state) -> None:
+        err.print(self.text, soft_wrap=True)
 
 
 def train_command(task: str) -> Callable:

@@ -190,10 +190,11 @@ def train_translate(
     valid_pairs = [p for _, _, v in sources for p in (v[:valid_limit] if valid_limit else v)]
     if not valid_pairs:
         raise DataError("no validation pairs: give --valid-tsv (or --valid-src/--valid-tgt)")
-    err.print(f"training data: {description}; validation: {len(valid_pairs):,} pairs")
     name = "+".join(n for n, _, _ in sources) + f" {src}-{tgt}"
     run.train(setup, train_pairs, valid_pairs, name, ("source", "reference", "output"),
-              lambda score: f"best validation score {score:.2f}", meta={"mix": description})
+              lambda score: f"best validation score {score:.2f}", meta={"mix": description},
+              intro=f"training data: {description}; validation: {len(valid_pairs):,} pairs" if len(sources) > 1
+              else None)
 
 
 def _tsv_sources(train: list[Path], valid: list[Path], src: str, tgt: str, columns: str | None,

@@ -250,7 +250,7 @@ def test_build_setup_order_defaults_preset_file_overrides(tmp_path):
 
 
 def test_build_setup_errors(tmp_path):
-    with pytest.raises(ConfigError, match="unknown preset 'huge' .*known: base, multi30k, tiny"):
+    with pytest.raises(ConfigError, match="unknown preset 'huge' .*known: base, multi30k, everyday, tiny"):
         tasks.make_setup("translate", "huge")
     missing = tmp_path / "missing.json"
     with pytest.raises(ConfigError, match="cannot read config file"):
