@@ -86,26 +86,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(ROOT / "checkpoints" / "shakespeare-charlm.pt"))
     parser.add_argument("--length", type=int, default=1000)
+    parser.add_argument("--skip-training", action="store_true", help="Measure generation only.")
     args = parser.parse_args()
     generator = charlm.TextGenerator.load(args.model)
     model, tok = generator.model, generator.tokenizer
     # weights read per generated character by charlm.Stepper: the recurrent matrices, the input matrices above
     # the first layer, the output layer (the first layer's input product is one row of a precomputed table)
     # (generation keeps the LSTM's matrices in float16: 2 bytes each; biases and the output layer in float32)
+    # (an int8 checkpoint, export --quantize int8, samples on int8 matrices: 1 byte each, biases in float32)
     half = model.config.rnn.cell == "lstm"
+    int8 = any(getattr(m, "int8", False) for m in model.modules())
     # (an ensemble's members are read one after the other: their bytes add up)
-    weight_bytes = sum(p.numel() * (2 if half and "weight_" in n and "rnn." in n else 4)
+    weight_bytes = sum(p.numel() * (1 if int8 and "weight" in n else 2 if half and "weight_" in n and "rnn." in n
+                                    else 4)
                        for n, p in model.named_parameters() if "embed." not in n and "ih_l0" not in n)
     dram = copy_bandwidth_gbs()
     cached = cached_bandwidth_gbs(weight_bytes)
     one = generation_rate(model, tok, 1, args.length)
     batch = generation_rate(model, tok, 32, args.length // 4)
-    rates = {"float32": [], "bfloat16": []}
-    for _ in range(2):                      # alternating, so that both see the same machine
+    rates, flops = {"float32": [], "bfloat16": []}, 0
+    for _ in range(0 if args.skip_training else 2):     # alternating, so that both see the same machine
         for precision in rates if cpu_bfloat16() else ["float32"]:
             rate, flops = training_rate(model, generator.setup, precision=precision)
             rates[precision].append(round(rate))
-    train_rate = max(rates["float32"])
+    train_rate = max(rates["float32"], default=0)
     peak = matmul_gflops()
     print(json.dumps({
         "machine": machine(), "model": args.model, "weight_mb": round(weight_bytes / 1e6, 2),
