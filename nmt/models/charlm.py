@@ -116,7 +116,8 @@ class Stepper:
         """half: keep the LSTM's matrices in float16 for the matrix-vector products (half the bytes read per
         character; activations are rounded to float16 before each product, sums and gates stay float32)."""
         c = model.config
-        self.half = half and c.rnn.cell == "lstm"
+        self.int8 = model.int8                 # int8 products instead (use_int8): no float16 copies then
+        self.half = half and c.rnn.cell == "lstm" and not self.int8
         if c.rnn.bidirectional:
             raise ValueError("a bidirectional model cannot generate")
         self.step = STEPS[c.rnn.cell]
@@ -132,10 +133,8 @@ class Stepper:
             out_b = out_b + out_w @ model.proj.bias.detach()
             out_w = out_w @ model.proj.weight.detach()
         self.out_w, self.out_b = out_w, out_b                                             # (V, H), (V,)
-        self.int8 = model.int8
         if self.int8:        # the same products on int8 weights (nmt/quantize.py); x is quantised per step
             from nmt.quantize import Int8Linear, quantize_rows
-            self.half = False
             self.hh8 = [Int8Linear(*quantize_rows(w_hh), b_hh) for _, w_hh, _, b_hh in self.layers]
             self.ih8 = [None] + [Int8Linear(*quantize_rows(w_ih), b_ih) for w_ih, _, b_ih, _ in self.layers[1:]]
             self.out8 = Int8Linear(*quantize_rows(out_w), out_b)

@@ -121,9 +121,10 @@ def model_weights(ckpt: ckpt_io.Checkpoint, model_cls: type, config_cls: type, *
     from nmt import quantize
     from nmt.config import from_dict
     model = model_cls(from_dict(config_cls, ckpt.config["model"]), *args)
-    model.load_state_dict(ckpt_io.state_dict_float(quantize.dequantize_state(ckpt.model)))
+    int8 = quantize.is_int8(ckpt)
+    model.load_state_dict(ckpt_io.state_dict_float(quantize.dequantize_state(ckpt.model) if int8 else ckpt.model))
     ckpt_io.check_finite(ckpt.model)
     model.eval()
-    if quantize.is_int8(ckpt) and hasattr(model, "use_int8"):
+    if int8 and hasattr(model, "use_int8"):
         model.use_int8(quantize.int8_parts(ckpt.model))
     return model
