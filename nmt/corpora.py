@@ -51,10 +51,15 @@ def multi30k_paths(split: str, src: str, tgt: str, data_dir=None) -> tuple[Path,
     return root / f"{split}.{src}.gz", root / f"{split}.{tgt}.gz"
 
 
-def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de", tgt: str = "en") -> dict:
-    """Paths of a named corpus split, with the kind of data they hold (and, for JSONL corpora, the fields)."""
+def check_name(name: str) -> None:
+    """Refuse a corpus name that nmt does not know (before any data is looked for)."""
     if name not in CORPORA:
         raise DataError(f"unknown corpus '{name}' (known: {', '.join(CORPORA)})")
+
+
+def corpus_files(name: str, split: str = "train", data_dir=None, src: str = "de", tgt: str = "en") -> dict:
+    """Paths of a named corpus split, with the kind of data they hold (and, for JSONL corpora, the fields)."""
+    check_name(name)
     if name in SERIES:          # one CSV holds every split; the split is a range of its rows
         folder, file, rows = SERIES[name]
         return {"kind": "csv", "paths": (data_root(folder, data_dir) / folder / file,), "split_rows": rows}

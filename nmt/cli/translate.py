@@ -166,7 +166,7 @@ def train_translate(
 
     Example: nmt train translate --corpus multi30k+tatoeba --mix multi30k=3 --src de --tgt en --preset everyday
     """
-    from nmt.corpora import VALIDATION, corpus_pairs
+    from nmt.corpora import VALIDATION, check_name, corpus_pairs
     from nmt.data import DataError, read_parallel
     from nmt.pairs import Source, mix as mix_sources, parse_weights
     setup = run.setup({"model.encoder.cell": cell, "model.encoder.impl": impl, "model.attention": attention,
@@ -182,6 +182,8 @@ def train_translate(
                         read_parallel(valid_src, valid_tgt)))
     sources += _tsv_sources(train_tsv or [], valid_tsv or [], src, tgt, tsv_columns, tsv_skip_bad)
     named = run.corpus_name.split("+") if run.corpus_name else [] if sources else run.corpus.split("+")
+    for name in named:                               # every name known before any corpus is read
+        check_name(name)
     for name in named:
         sources.append((name, corpus_pairs(name, "train", run.data_dir, src, tgt),
                         corpus_pairs(name, VALIDATION.get(name, "val"), run.data_dir, src, tgt)))
