@@ -63,6 +63,30 @@ class Classifier(nn.Module):
                 nn.init.uniform_(emb.weight, -bound, bound)
                 if isinstance(emb, nn.Embedding):
                     emb.weight.data[0].zero_()
+        self._int8: dict | None = None     # int8 products of the inference path (use_int8), by weight name
+
+    def use_int8(self, parts: dict) -> None:
+        """Inference on int8 products (nmt/quantize.py) where `classify_steps` spends its time: layer 0's input
+        terms of the distinct words, every layer's recurrent product, the upper layers' input products and the
+        attention's projection. The word embeddings, the character CNN and the output layer stay float (lookups
+        and small products). `parts`: name -> (int8 values, scales) of the checkpoint."""
+        from nmt.quantize import Int8Linear
+        if self.config.rnn.impl != "fused":         # the scratch cells keep their own parameters
+            return
+        self._int8 = {}
+        directions = ["", "_reverse"] if self.config.rnn.bidirectional else [""]
+        for layer in range(self.config.rnn.num_layers):
+            names = [f"weight_ih_l{layer}{s}" for s in directions]
+            if all(f"encoder.rnn.{n}" in parts for n in names):         # both directions' rows in one product
+                q, scale = (torch.cat(t) for t in zip(*(parts[f"encoder.rnn.{n}"] for n in names)))
+                bias = torch.cat([self.encoder.weight(f"bias_ih_l{layer}{s}") for s in directions])
+                self._int8[f"weight_ih_l{layer}"] = Int8Linear(q, scale, bias)
+            for s in directions:
+                name = f"weight_hh_l{layer}{s}"
+                if f"encoder.rnn.{name}" in parts:
+                    self._int8[name] = Int8Linear(*parts[f"encoder.rnn.{name}"], self.encoder.weight(f"bias_hh_l{layer}{s}"))
+        if self.attention is not None:
+            self.attention.proj = Int8Linear.of(self.attention.proj, parts, "attention.proj")
 
     def inputs(self, tokens: Tensor, chars: Tensor | None = None, char_index: Tensor | None = None) -> Tensor:
         """The encoder's step inputs (B, S, I): word embeddings and character features, or character embeddings.
@@ -123,6 +147,9 @@ class Classifier(nn.Module):
     def input_terms(self, x: Tensor, layer: int = 0) -> Tensor:
         """x (N, I) -> W_ih x + b_ih of each direction of the layer, (N, D, G) (G = H times the cell's gates)."""
         names = ["_reverse"] if self.config.rnn.bidirectional else []
+        int8 = self._int8.get(f"weight_ih_l{layer}") if self._int8 and not torch.is_grad_enabled() else None
+        if int8 is not None:
+            return int8(x).view(x.size(0), len(names) + 1, -1)
         w = torch.cat([self.encoder.weight(f"weight_ih_l{layer}{s}") for s in ["", *names]])     # (D*G, I)
         b = torch.cat([self.encoder.weight(f"bias_ih_l{layer}{s}") for s in ["", *names]])       # (D*G,)
         return F.linear(x, w, b).view(x.size(0), len(names) + 1, -1)
@@ -152,15 +179,17 @@ class Classifier(nn.Module):
         state over each text's padding, so it meets every text's last word fresh."""
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
         w_hh, b_hh = self.encoder.weight("weight_hh" + suffix), self.encoder.weight("bias_hh" + suffix)
+        int8 = self._int8.get("weight_hh" + suffix) if self._int8 and not torch.is_grad_enabled() else None
         S, B = steps.shape
         h = c = torch.zeros(B, self.config.rnn.hidden_size)
         cell, out = self.config.rnn.cell, [None] * S
         for t in (range(S - 1, -1, -1) if direction else range(S)):
+            hh = None if int8 is None else int8(h)                                    # (B, G) or None
             if cell == "lstm":
-                new_h, new_c = lstm_step(term(t, direction), (h, c), w_hh, b_hh)
+                new_h, new_c = lstm_step(term(t, direction), (h, c), w_hh, b_hh, hh=hh)
             else:
                 x = term(t, direction)                                                # (B, G)
-                new_h = gru_step(x, h, w_hh, b_hh) if cell == "gru" else rnn_step(x, h, w_hh, b_hh)
+                new_h = gru_step(x, h, w_hh, b_hh, hh=hh) if cell == "gru" else rnn_step(x, h, w_hh, b_hh, hh=hh)
                 new_c = c
             if direction:
                 keep = steps[t, :, None]                                              # (B, 1)

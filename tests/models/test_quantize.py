@@ -109,3 +109,41 @@ def test_int8_character_model_samples_on_int8_products(cli, charlm_model, tmp_pa
     assert float((a - b).norm() / a.norm()) < 0.05
     result = cli.run("generate", "-m", path, "--length", 20, "--seed", 1)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_int8_classifier_runs_its_recurrent_products_on_int8_kernels(cell):
+    """use_int8 moves the input terms, the recurrent products (each direction, each layer) and the attention's
+    projection onto int8 products; the label scores stay close to the float model's on the same int8 weights."""
+    from nmt import checkpoint as ckpt_io
+    from nmt.config import ClassifierConfig, RNNConfig
+    from nmt.models.classifier import Classifier
+    torch.manual_seed(0)
+    config = ClassifierConfig(word_vocab_size=300, char_vocab_size=40, word_embed=64, char_embed=16, char_hidden=32,
+                              rnn=RNNConfig(cell=cell, hidden_size=64, bidirectional=True, num_layers=2),
+                              attention_size=64, emb_dropout=0.0, dropout=0.0)
+    state = quantize.quantize_state(Classifier(config, 3).state_dict())
+    float_model, int8_model = Classifier(config, 3).eval(), Classifier(config, 3).eval()
+    for model in (float_model, int8_model):
+        model.load_state_dict(ckpt_io.state_dict_float(quantize.dequantize_state(state)))
+    int8_model.use_int8(quantize.int8_parts(state))
+    assert {"weight_ih_l0", "weight_hh_l0", "weight_hh_l1_reverse", "weight_ih_l1"} <= set(int8_model._int8)
+    assert isinstance(int8_model.attention.proj, Int8Linear)
+    tokens = torch.randint(1, 300, (4, 9))
+    lengths = torch.tensor([9, 5, 1, 7])
+    chars = torch.randint(1, 40, (4 * 9, 6))
+    index = torch.arange(36).view(4, 9)
+    with torch.inference_mode():
+        (a, wa), (b, wb) = (m(tokens, lengths, chars, index) for m in (float_model, int8_model))
+    assert a.shape == b.shape == (4, 3)
+    assert float((a - b).norm() / a.norm()) < 0.05
+    assert (wb[1, 5:] == 0).all() and torch.allclose(wb.sum(-1), torch.ones(4))   # padding still ignored
+
+
+def test_tanh_through_the_sigmoid_matches_torch():
+    from nmt.models.cells import tanh
+    x = torch.linspace(-20, 20, 10001)
+    assert (tanh(x) - torch.tanh(x)).abs().max() < 5e-7
+    y = x.clone().requires_grad_()
+    tanh(y).sum().backward()                                             # with autograd: torch's own tanh
+    assert (y.grad - (1 - torch.tanh(x) ** 2)).abs().max() < 1e-6

@@ -194,3 +194,18 @@ def test_constrained_nll_stays_finite():
     nll.sum().backward()
     assert torch.isfinite(em.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in crf.parameters())
+
+
+@pytest.mark.parametrize("width", [3, 5])
+def test_char_cnn_over_words_end_to_end_equals_the_padded_grid(width):
+    """Inference lays the words end to end (CharCNN.packed); training convolves the padded grid. Same values,
+    for words of every length, an empty word included."""
+    from nmt.models.tagger import CharCNN
+    torch.manual_seed(0)
+    cnn = CharCNN(30, 8, 12, width).eval()
+    lengths = torch.tensor([1, 4, 0, 9, 2, 9, 3])
+    chars = torch.randint(1, 30, (7, 9)) * (torch.arange(9) < lengths[:, None])
+    with torch.no_grad():
+        packed, padded = cnn(chars), cnn.padded(chars)
+    assert packed.shape == (7, 12) and (packed[2] == 0).all()
+    assert torch.allclose(packed, padded, atol=1e-6)
