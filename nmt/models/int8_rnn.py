@@ -1,0 +1,105 @@
+"""Torch's nn.LSTM / nn.GRU (batch_first) for inference on int8 products, written over the course's step functions.
+
+torch's own dynamic int8 RNNs (`quantize_dynamic`) run each step as a chain of ATen calls whose tanh costs about
+9x a sigmoid on AVX2 CPUs, so on the tagger's BiLSTM and the contextual character LMs they were no faster than
+float (0.9x for the default tagger). Here each layer computes the input terms W_ih x^t + b_ih of every step and
+both directions in one int8 product, then loops over the steps with one int8 product U a^{t-1} + b_hh per
+direction and the cells' own updates (`cells.lstm_update`, `cells.gru_step`, whose tanh goes through the sigmoid
+when no gradient is recorded).
+
+Padding: with a mask, each sequence's backward direction starts at its own last real step (its state is held at
+zero over the padding), the outputs are zero on padding and the final states are those of each sequence's last
+real step, as torch returns them for a packed sequence.
+Shapes: B batch, S steps, I input size, H hidden size, G gates (LSTM 4, GRU 3), L layers, D directions.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nmt.models.cells import gru_step
+from nmt.quantize import Int8Linear, quantize_rows
+
+
+class Int8RNN(nn.Module):
+    """An LSTM or GRU's weights as int8 (per-row scales, quantised from the module's float weights). Inference
+    only: forward(x (B, S, I), hx=None, mask=None (B, S)) -> output (B, S, D*H), final state (L*D, B, H) (LSTM: a
+    pair)."""
+
+    def __init__(self, rnn: nn.LSTM | nn.GRU):
+        super().__init__()
+        if not rnn.batch_first or getattr(rnn, "proj_size", 0):
+            raise ValueError("Int8RNN needs a batch_first LSTM or GRU without projections")
+        self.lstm = isinstance(rnn, nn.LSTM)
+        self.hidden_size, self.num_layers = rnn.hidden_size, rnn.num_layers
+        self.directions = 2 if rnn.bidirectional else 1
+        suffixes = ["", "_reverse"][: self.directions]
+        self.inputs, self.hidden = nn.ModuleList(), nn.ModuleList()
+        for k in range(self.num_layers):
+            names = [f"l{k}{s}" for s in suffixes]
+            w_ih = torch.cat([self._scaled(rnn, f"weight_ih_{n}") for n in names])   # (D*G*H, I)
+            b_ih = torch.cat([self._scaled(rnn, f"bias_ih_{n}") for n in names])
+            self.inputs.append(Int8Linear(*quantize_rows(w_ih), b_ih))                # both directions, one product
+            self.hidden.extend(Int8Linear(*quantize_rows(self._scaled(rnn, f"weight_hh_{n}")),
+                                          self._scaled(rnn, f"bias_hh_{n}")) for n in names)
+
+    def _scaled(self, rnn: nn.Module, name: str) -> Tensor:
+        """A weight or bias in float32, an LSTM's candidate rows (i, f, g, o: the third quarter) doubled: then one
+        sigmoid over all four gates gives sigmoid(2 g), and tanh(g) = 2 sigmoid(2 g) - 1 (`_lstm_update`). Doubling
+        a row doubles its int8 scale exactly."""
+        w = getattr(rnn, name).detach().float().clone()
+        if self.lstm:
+            H = self.hidden_size
+            w[2 * H: 3 * H] *= 2
+        return w
+
+    @torch.no_grad()
+    def forward(self, x: Tensor, hx=None, mask: Tensor | None = None):
+        B, S, _ = x.shape
+        steps = None if mask is None else mask.T[..., None]                           # (S, B, 1)
+        h0, c0 = (hx if self.lstm else (hx, None)) if hx is not None else (None, None)
+        finals_h, finals_c = [], []
+        for k in range(self.num_layers):
+            terms = self.inputs[k](x).view(B, S, self.directions, -1)                 # (B, S, D, G*H)
+            outs = []
+            for d in range(self.directions):
+                i = k * self.directions + d
+                start = [None if h0 is None else h0[i], None if c0 is None else c0[i]]
+                out, h, c = self._sweep(self.hidden[i], terms[:, :, d], steps, d == 1, *start)
+                outs.append(out)
+                finals_h.append(h)
+                finals_c.append(c)
+            x = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]                 # (B, S, D*H)
+        if mask is not None:
+            x = x * mask[..., None]
+        h_n = torch.stack(finals_h)                                                   # (L*D, B, H)
+        return x, ((h_n, torch.stack(finals_c)) if self.lstm else h_n)
+
+    def _sweep(self, hidden: Int8Linear, terms: Tensor, steps: Tensor | None, backward: bool,
+               h: Tensor | None, c: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """One direction of one layer: terms (B, S, G*H) -> outputs (B, S, H), final h (B, H) and c (or None)."""
+        B, S, _ = terms.shape
+        h = terms.new_zeros(B, self.hidden_size) if h is None else h
+        c = (terms.new_zeros(B, self.hidden_size) if c is None else c) if self.lstm else None
+        out = [None] * S
+        for t in (range(S - 1, -1, -1) if backward else range(S)):
+            gates = hidden(h)                                                         # (B, G*H) incl. b_hh
+            if self.lstm:
+                new_h, new_c = _lstm_update(gates.add_(terms[:, t]), c)
+            else:
+                new_h, new_c = gru_step(terms[:, t], h, None, None, hh=gates), None
+            if steps is not None:                    # hold the state over padding (the backward one at zero)
+                new_h = torch.where(steps[t], new_h, h)
+                new_c = torch.where(steps[t], new_c, c) if self.lstm else None
+            h, c, out[t] = new_h, new_c, new_h
+        return torch.stack(out, dim=1), h, c
+
+
+def _lstm_update(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """`cells.lstm_update` for pre-activations (B, 4H) whose candidate quarter is doubled (`Int8RNN._scaled`), in
+    seven elementwise calls instead of a dozen: s = sigmoid(gates) holds i, f, o and sigmoid(2g), so
+    i * tanh(g) = 2 i sigmoid(2g) - i and a = o * tanh(c) = 2 o sigmoid(2c) - o."""
+    i, f, g2, o = gates.sigmoid_().chunk(4, dim=-1)                                 # (B, H) each
+    c = torch.addcmul(torch.addcmul(-i, i, g2, value=2), f, c)                      # c^t = f c + i tanh(g)
+    s = torch.mul(c, 2).sigmoid_()
+    return torch.addcmul(-o, o, s, value=2), c                                      # a^t = o tanh(c^t)
