@@ -4,7 +4,9 @@
 
 Generation: characters/s for one stream at temperature 0.8 and for 32 streams in a batch. One stream reads every
 weight once per character, so its rate is bounded by (memory bandwidth / weight bytes); the bound is printed with
-the bandwidth measured here for arrays far larger than the caches, and with the weights in cache where they fit.
+the bandwidth measured here for arrays far larger than the caches, and with the weights in cache where they fit;
+`step_breakdown` splits one stream's time per character into the stepper alone, its matrix products and its
+other operators.
 Training: characters/s of the model's training configuration (float32, and bfloat16 mixed precision where the CPU
 has it natively, alternating) and the float32 rate's share of the measured float32 matmul rate.
 """
@@ -31,6 +33,33 @@ def generation_rate(model, tok, streams: int, length: int) -> float:
     for _ in charlm.generate_batch(model, tok, "\n", length, 0.8, seed=0, num_samples=streams):
         pass
     return streams * length / (time.perf_counter() - start)
+
+
+def step_breakdown(model, steps: int = 2000) -> dict:
+    """Where one stream's character goes: the stepper alone (no sampling) in microseconds per character, and how
+    much of it the operator profiler finds in the matrix products (float addmm/mm or int8 linear_dynamic) and in
+    all of torch's operators; the rest of the step is Python and dispatch."""
+    from nmt.models.charlm import stepper
+    step = stepper(model, half=True)
+    with torch.inference_mode():
+        _, state = model(torch.tensor([[3]]))
+        layers, token = step.split(state), torch.tensor([5])
+        for _ in range(100):
+            step(token, layers)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(token, layers)
+        seconds = time.perf_counter() - start
+        with torch.profiler.profile() as prof:
+            for _ in range(steps // 4):
+                step(token, layers)
+    events = prof.key_averages()
+    products = sum(e.self_cpu_time_total for e in events if e.key in ("aten::addmm", "aten::mm", "aten::mv",
+                                                                       "aten::addmv_", "quantized::linear_dynamic"))
+    ops = sum(e.self_cpu_time_total for e in events)
+    return {"step_only_us_per_char": round(1e6 * seconds / steps, 1),
+            "products_us_per_char": round(products / (steps // 4), 1),
+            "all_ops_us_per_char": round(ops / (steps // 4), 1)}
 
 
 def cached_bandwidth_gbs(nbytes: int, repeats: int = 200) -> float:
@@ -104,6 +133,7 @@ def main() -> None:
     cached = cached_bandwidth_gbs(weight_bytes)
     one = generation_rate(model, tok, 1, args.length)
     batch = generation_rate(model, tok, 32, args.length // 4)
+    breakdown = step_breakdown(model)
     rates, flops = {"float32": [], "bfloat16": []}, 0
     for _ in range(0 if args.skip_training else 2):     # alternating, so that both see the same machine
         for precision in rates if cpu_bfloat16() else ["float32"]:
@@ -115,7 +145,9 @@ def main() -> None:
         "machine": machine(), "model": args.model, "weight_mb": round(weight_bytes / 1e6, 2),
         "one_stream_chars_per_s": round(one), "bound_dram_chars_per_s": round(dram * 1e9 / weight_bytes),
         "bound_cached_chars_per_s": round(cached * 1e9 / weight_bytes), "copy_bandwidth_gbs": round(dram, 1),
-        "cached_bandwidth_gbs": round(cached, 1), "streams32_chars_per_s": round(batch),
+        "cached_bandwidth_gbs": round(cached, 1), "one_stream_us_per_char": round(1e6 / one, 1),
+        "bound_dram_us_per_char": round(weight_bytes / dram / 1e3, 1)} | breakdown | {
+        "streams32_chars_per_s": round(batch),
         "train_chars_per_s": rates["float32"], "train_chars_per_s_bfloat16": rates["bfloat16"] or "no native bf16",
         "train_gflop_per_char": round(flops / 1e9, 5),
         "matmul_gflops": round(peak, 1), "train_share_of_matmul_rate": round(flops * train_rate / 1e9 / peak, 3),

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from nmt.config import ClassifierConfig
 from nmt.models.cells import gru_step, lstm_step, rnn_step
+from nmt.models.int8_rnn import FLOAT_BELOW
 from nmt.models.rnn import Recurrent
 from nmt.models.tagger import CharCNN
 
@@ -179,8 +180,9 @@ class Classifier(nn.Module):
         state over each text's padding, so it meets every text's last word fresh."""
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
         w_hh, b_hh = self.encoder.weight("weight_hh" + suffix), self.encoder.weight("bias_hh" + suffix)
-        int8 = self._int8.get("weight_hh" + suffix) if self._int8 and not torch.is_grad_enabled() else None
         S, B = steps.shape
+        int8 = self._int8.get("weight_hh" + suffix) if self._int8 and not torch.is_grad_enabled() else None
+        int8 = int8 if B >= FLOAT_BELOW else None       # a few texts: the float product is faster (int8_rnn.py)
         h = c = torch.zeros(B, self.config.rnn.hidden_size)
         cell, out = self.config.rnn.cell, [None] * S
         for t in (range(S - 1, -1, -1) if direction else range(S)):

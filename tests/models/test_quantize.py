@@ -129,15 +129,15 @@ def test_int8_classifier_runs_its_recurrent_products_on_int8_kernels(cell):
     int8_model.use_int8(quantize.int8_parts(state))
     assert {"weight_ih_l0", "weight_hh_l0", "weight_hh_l1_reverse", "weight_ih_l1"} <= set(int8_model._int8)
     assert isinstance(int8_model.attention.proj, Int8Linear)
-    tokens = torch.randint(1, 300, (4, 9))
-    lengths = torch.tensor([9, 5, 1, 7])
-    chars = torch.randint(1, 40, (4 * 9, 6))
-    index = torch.arange(36).view(4, 9)
+    tokens = torch.randint(1, 300, (8, 9))                               # 8 texts: the int8 recurrent loop
+    lengths = torch.tensor([9, 5, 1, 7, 9, 2, 3, 8])
+    chars = torch.randint(1, 40, (8 * 9, 6))
+    index = torch.arange(72).view(8, 9)
     with torch.inference_mode():
         (a, wa), (b, wb) = (m(tokens, lengths, chars, index) for m in (float_model, int8_model))
-    assert a.shape == b.shape == (4, 3)
+    assert a.shape == b.shape == (8, 3)
     assert float((a - b).norm() / a.norm()) < 0.05
-    assert (wb[1, 5:] == 0).all() and torch.allclose(wb.sum(-1), torch.ones(4))   # padding still ignored
+    assert (wb[1, 5:] == 0).all() and torch.allclose(wb.sum(-1), torch.ones(8))   # padding still ignored
 
 
 def test_tanh_through_the_sigmoid_matches_torch():
