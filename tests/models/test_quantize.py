@@ -1,5 +1,6 @@
 """Int8 weights (nmt/quantize.py): the rounding, the checkpoint round trip, the int8 products, every task."""
 import json
+import time
 
 import pytest
 import torch
@@ -147,3 +148,21 @@ def test_tanh_through_the_sigmoid_matches_torch():
     y = x.clone().requires_grad_()
     tanh(y).sum().backward()                                             # with autograd: torch's own tanh
     assert (y.grad - (1 - torch.tanh(x) ** 2)).abs().max() < 1e-6
+
+
+def test_serve_loads_an_int8_checkpoint(cli, tag_model, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from nmt.server.app import create_app
+    from nmt.server.settings import ServeSettings
+    path = tmp_path / "tag-int8.pt"
+    assert cli.run("export", tag_model.checkpoint, path, "--quantize", "int8").exit_code == 0
+    with TestClient(create_app(ServeSettings(models={"tag": str(path)}))) as client:
+        for _ in range(600):                                             # the models load in the background
+            if client.get("/health").status_code == 200:
+                break
+            time.sleep(0.05)
+        answer = client.post("/v1/tag", json={"text": "Angela Merkel met Emmanuel Macron in Paris ."})
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["tags"]) == 8
+        assert client.get("/health").json()["status"] == "ready"
