@@ -249,3 +249,24 @@ def sample_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_
         drop = cumulative - sorted_logits.softmax(-1) >= top_p                        # keeps at least one token
         logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+
+
+class GumbelDraws:
+    """Draws from softmax(logits / T) for a sampling loop, without top-k or top-p: argmax(logits / T + G) with G
+    standard Gumbel noise, -log(-log U), is such a draw (the Gumbel-max trick). The noise of `block` steps is drawn
+    at once, so a step is one add and one argmax instead of a softmax and a multinomial draw; columns in `barred`
+    (e.g. special tokens) get -inf noise and are never drawn. Deterministic for a given generator."""
+
+    def __init__(self, rows: int, vocab: int, generator: torch.Generator, barred: int = 0, block: int = 256):
+        self.shape, self.generator, self.barred = (block, rows, vocab), generator, barred
+        self.noise, self.used = None, block
+
+    def __call__(self, logits: Tensor, temperature: float) -> Tensor:
+        """logits (B, V) -> tokens (B,)."""
+        if self.used == self.shape[0]:
+            u = torch.rand(self.shape, generator=self.generator).clamp_(min=1e-20)     # (block, B, V)
+            self.noise = u.log_().neg_().log_().neg_()
+            self.noise[..., : self.barred] = float("-inf")
+            self.used = 0
+        self.used += 1
+        return torch.add(self.noise[self.used - 1], logits, alpha=1 / temperature).argmax(-1)

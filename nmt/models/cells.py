@@ -82,6 +82,24 @@ def lstm_update(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     return torch.sigmoid(o) * tanh(c), c
 
 
+def double_candidate(w: Tensor, hidden_size: int) -> Tensor:
+    """An LSTM weight or bias (4H, ...) in torch's gate order (i, f, g, o), the candidate's rows doubled (a copy):
+    pre-activations computed with it give 2 g, so one sigmoid over all four gates yields sigmoid(2 g), and
+    tanh(g) = 2 sigmoid(2 g) - 1 (`lstm_update_doubled`). Doubling an int8 row doubles its scale exactly."""
+    w = w.detach().float().clone()
+    w[2 * hidden_size: 3 * hidden_size] *= 2
+    return w
+
+
+def lstm_update_doubled(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """`lstm_update` for pre-activations (B, 4H) whose candidate quarter is doubled (`double_candidate`), in
+    about half the elementwise calls (inference only: it overwrites `gates`): s = sigmoid(gates) holds i, f, o and
+    sigmoid(2 g), so i * tanh(g) = 2 i sigmoid(2 g) - i."""
+    i, f, g2, o = gates.sigmoid_().chunk(4, dim=-1)                                 # (B, H) each
+    c = torch.addcmul(torch.addcmul(-i, i, g2, value=2), f, c)                      # c^t = f c + i tanh(g)
+    return o * tanh(c), c                                                           # a^t = o tanh(c^t)
+
+
 def gru_cell(x: Tensor, a: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
              reset_after: bool = True) -> Tensor:
     """GRU step (Cho et al. 2014).

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nmt.models.cells import gru_step
+from nmt.models.cells import double_candidate, gru_step, lstm_update_doubled
 from nmt.quantize import Int8Linear, quantize_rows
 
 FLOAT_BELOW = 8      # batches of fewer rows run on the float module (see above)
@@ -54,14 +54,9 @@ class Int8RNN(nn.Module):
                                           self._scaled(rnn, f"bias_hh_{n}")) for n in names)
 
     def _scaled(self, rnn: nn.Module, name: str) -> Tensor:
-        """A weight or bias in float32, an LSTM's candidate rows (i, f, g, o: the third quarter) doubled: then one
-        sigmoid over all four gates gives sigmoid(2 g), and tanh(g) = 2 sigmoid(2 g) - 1 (`_lstm_update`). Doubling
-        a row doubles its int8 scale exactly."""
-        w = getattr(rnn, name).detach().float().clone()
-        if self.lstm:
-            H = self.hidden_size
-            w[2 * H: 3 * H] *= 2
-        return w
+        """A weight or bias in float32; an LSTM's candidate rows doubled (`cells.double_candidate`)."""
+        w = getattr(rnn, name)
+        return double_candidate(w, self.hidden_size) if self.lstm else w.detach().float()
 
     @torch.no_grad()
     def forward(self, x: Tensor, hx=None, mask: Tensor | None = None):
@@ -109,7 +104,7 @@ class Int8RNN(nn.Module):
         for t in (range(S - 1, -1, -1) if backward else range(S)):
             gates = hidden(h)                                                         # (B, G*H) incl. b_hh
             if self.lstm:
-                new_h, new_c = _lstm_update(gates.add_(terms[:, t]), c)
+                new_h, new_c = lstm_update_doubled(gates.add_(terms[:, t]), c)
             else:
                 new_h, new_c = gru_step(terms[:, t], h, None, None, hh=gates), None
             if steps is not None:                    # hold the state over padding (the backward one at zero)
@@ -118,12 +113,3 @@ class Int8RNN(nn.Module):
             h, c, out[t] = new_h, new_c, new_h
         return torch.stack(out, dim=1), h, c
 
-
-def _lstm_update(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    """`cells.lstm_update` for pre-activations (B, 4H) whose candidate quarter is doubled (`Int8RNN._scaled`), in
-    seven elementwise calls instead of a dozen: s = sigmoid(gates) holds i, f, o and sigmoid(2g), so
-    i * tanh(g) = 2 i sigmoid(2g) - i and a = o * tanh(c) = 2 o sigmoid(2c) - o."""
-    i, f, g2, o = gates.sigmoid_().chunk(4, dim=-1)                                 # (B, H) each
-    c = torch.addcmul(torch.addcmul(-i, i, g2, value=2), f, c)                      # c^t = f c + i tanh(g)
-    s = torch.mul(c, 2).sigmoid_()
-    return torch.addcmul(-o, o, s, value=2), c                                      # a^t = o tanh(c^t)

@@ -166,3 +166,28 @@ def test_serve_loads_an_int8_checkpoint(cli, tag_model, tmp_path):
         assert answer.status_code == 200, answer.text
         assert len(answer.json()["tags"]) == 8
         assert client.get("/health").json()["status"] == "ready"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_int8_stepper_of_a_two_layer_model_follows_the_float_one(cell):
+    """The int8 sampling stepper (the LSTM's upper layer on one product over [x, a], candidate rows doubled)
+    stays close to the float stepper on the same int8-rounded weights, step after step with the state carried."""
+    from nmt import checkpoint as ckpt_io
+    from nmt.config import CharLMConfig, RNNConfig
+    from nmt.models.charlm import CharLM, stepper
+    torch.manual_seed(0)
+    config = CharLMConfig(vocab_size=40, embed_size=32, dropout=0.0, emb_dropout=0.0,
+                          rnn=RNNConfig(cell=cell, hidden_size=96, num_layers=2, bidirectional=False))
+    state = quantize.quantize_state(CharLM(config).state_dict())
+    models = [CharLM(config).eval(), CharLM(config).eval()]
+    for model in models:
+        model.load_state_dict(ckpt_io.state_dict_float(quantize.dequantize_state(state)))
+    models[1].use_int8()
+    float_, int8 = stepper(models[0]), stepper(models[1])
+    with torch.inference_mode():
+        _, start = models[0](torch.tensor([[3, 7, 9], [4, 4, 2]]))
+        a_layers, b_layers = float_.split(start), int8.split(start)
+        for token in ([5, 6], [7, 1], [2, 9], [11, 3]):
+            a, b = float_(torch.tensor(token), a_layers), int8(torch.tensor(token), b_layers)
+            assert a.shape == b.shape == (2, 40)
+            assert float((a - b).norm() / a.norm()) < 0.05
