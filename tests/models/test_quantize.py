@@ -191,3 +191,19 @@ def test_int8_stepper_of_a_two_layer_model_follows_the_float_one(cell):
             a, b = float_(torch.tensor(token), a_layers), int8(torch.tensor(token), b_layers)
             assert a.shape == b.shape == (2, 40)
             assert float((a - b).norm() / a.norm()) < 0.05
+
+
+def test_the_compiled_int8_lstm_step_equals_the_python_one():
+    """fused_step() is lstm_int8_step compiled by TorchScript (or the function itself): same outputs and states,
+    and the caller's state lists are left as they were (the new states are returned)."""
+    from nmt.models.charlm import fused_step, lstm_int8_step
+    torch.manual_seed(0)
+    H = 16
+    packed = [Int8Linear(*quantize.quantize_rows(torch.randn(4 * H, H)))._packed,
+              Int8Linear(*quantize.quantize_rows(torch.randn(4 * H, 2 * H)))._packed]
+    out = Int8Linear(*quantize.quantize_rows(torch.randn(10, H)))._packed
+    x, hs, cs = torch.randn(3, 4 * H), [torch.randn(3, H), torch.randn(3, H)], [torch.randn(3, H), torch.randn(3, H)]
+    before = [h.clone() for h in hs]
+    a, b = fused_step()(x, hs, cs, packed, out), lstm_int8_step(x, hs, cs, packed, out)
+    assert all(torch.allclose(u, v, atol=1e-6) for u, v in zip([a[0], *a[1], *a[2]], [b[0], *b[1], *b[2]]))
+    assert all(torch.equal(h, h0) for h, h0 in zip(hs, before)) and a[0].shape == (3, 10)
