@@ -165,7 +165,8 @@ class Classifier(nn.Module):
         """The encoder's outputs (B, S, D*H), zero on padding, from layer 0's input terms (the same equations
         as torch's module, one loop over the steps per direction and layer)."""
         rows, steps = rows.T, mask.T                                                  # (S, B)
-        term = lambda t, d: table[rows[t], d]                                         # noqa: E731  (B, G)
+        per_direction = table.unbind(1)                      # (U, G) each: a step's rows are one index_select
+        term = lambda t, d: per_direction[d].index_select(0, rows[t])                 # noqa: E731  (B, G)
         directions = 2 if self.config.rnn.bidirectional else 1
         for layer in range(self.config.rnn.num_layers):
             h = torch.cat([self._sweep(layer, d, term, steps) for d in range(directions)], dim=-1)   # (S, B, D*H)

@@ -55,6 +55,7 @@ class Encoded:
     label: int | None = None
     truncated: int = 0                         # steps cut off (beyond data.max_tokens)
     ngrams: list[int] | None = None            # model.ngram_buckets > 0: the rows of the text's hashed n-grams
+    words: list[str] | None = None             # unit=word: the words themselves (StepTable's keys)
 
 
 @dataclass
@@ -89,7 +90,7 @@ class Steps:
         if self.unit == "char":
             return Encoded(self.tokenizer.encode("".join(steps)), None, label, cut, grams)
         pairs = [self.seen.get(w) or self._word(w) for w in steps]
-        return Encoded([i for i, _ in pairs], [c for _, c in pairs], label, cut, grams)
+        return Encoded([i for i, _ in pairs], [c for _, c in pairs], label, cut, grams, steps)
 
     def _word(self, word: str) -> tuple[int, tuple]:
         if len(self.seen) >= 200_000:
@@ -138,6 +139,11 @@ class StepTable:
     def __init__(self, items: list[Encoded]):
         keys: dict = {}
         words = items[0].chars is not None
+        if words and items[0].words is not None:    # keyed by the word: a string hashes once, a tuple every time
+            self.rows = [[keys.setdefault(w, (len(keys), t, c))[0] for w, t, c in zip(item.words, item.tokens,
+                                                                                     item.chars)] for item in items]
+            self.keys, self.words = [(t, c) for _, t, c in keys.values()], words
+            return
         self.rows = [[keys.setdefault(key, len(keys)) for key in (zip(item.tokens, item.chars) if words
                                                                    else item.tokens)] for item in items]
         self.keys, self.words = list(keys), words
