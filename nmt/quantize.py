@@ -103,7 +103,7 @@ class Int8Linear(nn.Module):
         return cls(*parts[name + ".weight"], linear.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 2:                        # (N, C): as it comes (a sampling step calls this a few times a character)
+        if x.dim() == 2:                        # (N, C) as it comes: a sampling step calls this per character
             return torch.ops.quantized.linear_dynamic(x, self._packed, True)
         y = torch.ops.quantized.linear_dynamic(x.reshape(-1, self.in_features), self._packed, True)  # (N, R)
         return y.view(*x.shape[:-1], self.out_features)

@@ -7,9 +7,7 @@ Shapes: B streams, T steps, E embedding, H hidden, V characters.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import warnings
 from typing import List, Tuple
 
 import torch
@@ -18,6 +16,7 @@ from torch import Tensor, nn
 
 from nmt.config import CharLMConfig
 from nmt.models.cells import double_candidate, gru_step, lstm_step, lstm_update, lstm_update_doubled, rnn_step
+from nmt.models.int8_rnn import compiled
 from nmt.models.rnn import Recurrent
 
 STEPS = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}
@@ -157,7 +156,7 @@ class Stepper:
             self.hh8 = [Int8Linear(*quantize_rows(w_hh), b_hh) for _, w_hh, _, b_hh in self.layers]
             self.ih8 = [None] + [Int8Linear(*quantize_rows(w_ih), b_ih) for w_ih, _, b_ih, _ in self.layers[1:]]
         self.out8 = Int8Linear(*quantize_rows(self.out_w), self.out_b)
-        self.packed = [product._packed for product in self.hh8]                         # for fused_step
+        self.packed = [product._packed for product in self.hh8]                         # for lstm_int8_step
 
     @staticmethod
     def split(state) -> list:
@@ -187,7 +186,7 @@ class Stepper:
         x = self.table[token]                                                             # (B, G*H)
         if self.fused:                                                                    # LSTM (_int8_setup)
             hs, cs = [a for a, _ in layers], [c for _, c in layers]
-            logits, hs, cs = fused_step()(x, hs, cs, self.packed, self.out8._packed)
+            logits, hs, cs = compiled(lstm_int8_step)(x, hs, cs, self.packed, self.out8._packed)
             layers[:] = list(zip(hs, cs))
             return logits
         for k, (_, w_hh, _, b_hh) in enumerate(self.layers):
@@ -212,8 +211,8 @@ def lstm_int8_step(x: Tensor, hs: List[Tensor], cs: List[Tensor],
     (candidate doubled), hs / cs the layers' states (B, H); packed[0] holds U_0, packed[k > 0] [W_ih | W_hh] of
     layer k; out the output layer -> logits (B, V) and the new states (new lists: TorchScript copies lists passed
     in, so changes to them would not reach the caller). Written so that TorchScript compiles it
-    (`fused_step`): one stream's step is some twenty small calls, and the interpreter's share of them was a third
-    of a character's time (96 against 61 us a step for the shipped 2 x 512 LSTM, one thread)."""
+    (`int8_rnn.compiled`): one stream's step is some twenty small calls, and the interpreter's share of them was
+    a third of a character's time (96 against 61 us a step for the shipped 2 x 512 LSTM, one thread)."""
     hs, cs = list(hs), list(cs)
     for k in range(len(hs)):
         if k == 0:
@@ -225,18 +224,6 @@ def lstm_int8_step(x: Tensor, hs: List[Tensor], cs: List[Tensor],
         x = o * torch.tanh(c)
         hs[k], cs[k] = x, c
     return torch.ops.quantized.linear_dynamic(x, out, True), hs, cs
-
-
-@functools.cache
-def fused_step():
-    """`lstm_int8_step` compiled by TorchScript (once per process, on first use: about 0.1 s), or the Python function
-    itself where TorchScript is not available."""
-    try:
-        with warnings.catch_warnings():      # torch 2.13 marks TorchScript deprecated; it compiles and runs
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.script(lstm_int8_step)
-    except Exception:               # noqa: BLE001  (a torch without TorchScript: the same function, interpreted)
-        return lstm_int8_step
 
 
 class EnsembleStepper:

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import ClassifierConfig
-from nmt.models.cells import gru_step, lstm_step, rnn_step
-from nmt.models.int8_rnn import FLOAT_BELOW
+from nmt.models.cells import double_candidate, gru_step, lstm_step, lstm_update_doubled, rnn_step
+from nmt.models.int8_rnn import FLOAT_BELOW, compiled, lstm_int8_sweep
 from nmt.models.rnn import Recurrent
 from nmt.models.tagger import CharCNN
 
@@ -72,20 +72,27 @@ class Classifier(nn.Module):
         attention's projection. The word embeddings, the character CNN and the output layer stay float (lookups
         and small products). `parts`: name -> (int8 values, scales) of the checkpoint."""
         from nmt.quantize import Int8Linear
-        if self.config.rnn.impl != "fused":         # the scratch cells keep their own parameters
+        c = self.config.rnn
+        if c.impl != "fused":                       # the scratch cells keep their own parameters
             return
-        self._int8 = {}
-        directions = ["", "_reverse"] if self.config.rnn.bidirectional else [""]
-        for layer in range(self.config.rnn.num_layers):
-            names = [f"weight_ih_l{layer}{s}" for s in directions]
-            if all(f"encoder.rnn.{n}" in parts for n in names):         # both directions' rows in one product
-                q, scale = (torch.cat(t) for t in zip(*(parts[f"encoder.rnn.{n}"] for n in names)))
-                bias = torch.cat([self.encoder.weight(f"bias_ih_l{layer}{s}") for s in directions])
-                self._int8[f"weight_ih_l{layer}"] = Int8Linear(q, scale, bias)
-            for s in directions:
-                name = f"weight_hh_l{layer}{s}"
-                if f"encoder.rnn.{name}" in parts:
-                    self._int8[name] = Int8Linear(*parts[f"encoder.rnn.{name}"], self.encoder.weight(f"bias_hh_l{layer}{s}"))
+        names = [f"_l{k}{s}" for k in range(c.num_layers) for s in (["", "_reverse"] if c.bidirectional else [""])]
+        if not all(f"encoder.rnn.weight_{kind}{n}" in parts for n in names for kind in ("ih", "hh")):
+            return
+        # an LSTM's candidate rows doubled throughout (cells.double_candidate): its sweeps then take one sigmoid
+        # for the four gates (int8_rnn.lstm_int8_sweep; exact for int8 rows, whose scale doubles)
+        double = (lambda w: double_candidate(w, c.hidden_size)) if c.cell == "lstm" else (lambda w: w.float())
+        self._int8 = {"doubled": c.cell == "lstm"}
+        for name in names:
+            for kind in ("ih", "hh"):
+                q, scale = parts[f"encoder.rnn.weight_{kind}{name}"]
+                bias = double(self.encoder.weight(f"bias_{kind}{name}"))
+                self._int8[f"{kind}{name}"] = (q, double(scale[:, None])[:, 0], bias)
+            w_hh = self.encoder.weight(f"weight_hh{name}")
+            self._int8[f"float_hh{name}"] = (double(w_hh), self._int8[f"hh{name}"][2])   # batches under FLOAT_BELOW
+            self._int8[f"hh{name}"] = Int8Linear(*self._int8[f"hh{name}"])
+        for layer in range(c.num_layers):           # both directions' input rows in one product
+            rows = [self._int8.pop(f"ih{n}") for n in names if n.startswith(f"_l{layer}")]
+            self._int8[f"weight_ih_l{layer}"] = Int8Linear(*(torch.cat(t) for t in zip(*rows)))
         if self.attention is not None:
             self.attention.proj = Int8Linear.of(self.attention.proj, parts, "attention.proj")
 
@@ -165,34 +172,40 @@ class Classifier(nn.Module):
         """The encoder's outputs (B, S, D*H), zero on padding, from layer 0's input terms (the same equations
         as torch's module, one loop over the steps per direction and layer)."""
         rows, steps = rows.T, mask.T                                                  # (S, B)
-        per_direction = table.unbind(1)                      # (U, G) each: a step's rows are one index_select
-        term = lambda t, d: per_direction[d].index_select(0, rows[t])                 # noqa: E731  (B, G)
+        S, B = rows.shape
+        terms = table.index_select(0, rows.flatten()).view(S, B, *table.shape[1:])    # (S, B, D, G)
         directions = 2 if self.config.rnn.bidirectional else 1
         for layer in range(self.config.rnn.num_layers):
-            h = torch.cat([self._sweep(layer, d, term, steps) for d in range(directions)], dim=-1)   # (S, B, D*H)
-            if layer + 1 < self.config.rnn.num_layers:
-                upper = self.input_terms(h.flatten(0, 1), layer + 1).unflatten(0, h.shape[:2])    # (S, B, D, G)
-                term = lambda t, d, upper=upper: upper[t, :, d]                       # noqa: E731
+            h = torch.cat([self._sweep(layer, d, terms[:, :, d], steps) for d in range(directions)], dim=-1)
+            if layer + 1 < self.config.rnn.num_layers:                               # h (S, B, D*H)
+                terms = self.input_terms(h.flatten(0, 1), layer + 1).unflatten(0, h.shape[:2])    # (S, B, D, G)
         return (h * steps[..., None]).transpose(0, 1)
 
-    def _sweep(self, layer: int, direction: int, term, steps: Tensor) -> Tensor:
-        """One direction of one layer: term(t, direction) the input term of step t (B, G), steps (S, B) the
-        real-step mask -> outputs (S, B, H). The backward direction starts at the last step and holds its zero
-        state over each text's padding, so it meets every text's last word fresh."""
+    def _sweep(self, layer: int, direction: int, terms: Tensor, steps: Tensor) -> Tensor:
+        """One direction of one layer: terms (S, B, G) the input terms, steps (S, B) the real-step mask -> outputs
+        (S, B, H). The backward direction starts at the last step and holds its zero state over each text's
+        padding, so it meets every text's last word fresh. An int8 LSTM runs `lstm_int8_sweep` (TorchScript)."""
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
         w_hh, b_hh = self.encoder.weight("weight_hh" + suffix), self.encoder.weight("bias_hh" + suffix)
         S, B = steps.shape
-        int8 = self._int8.get("weight_hh" + suffix) if self._int8 and not torch.is_grad_enabled() else None
-        int8 = int8 if B >= FLOAT_BELOW else None       # a few texts: the float product is faster (int8_rnn.py)
-        h = c = torch.zeros(B, self.config.rnn.hidden_size)
-        cell, out = self.config.rnn.cell, [None] * S
+        H, cell = self.config.rnn.hidden_size, self.config.rnn.cell
+        int8 = self._int8 if self._int8 and not torch.is_grad_enabled() else None
+        h = c = torch.zeros(B, H)
+        if int8 is not None and int8["doubled"]:             # candidate rows doubled in terms and products
+            if B >= FLOAT_BELOW:
+                hold = steps[..., None] if direction else torch.ones(S, B, 1, dtype=torch.bool)
+                return compiled(lstm_int8_sweep)(terms, hold, int8["hh" + suffix]._packed, bool(direction), h, c)[0]
+            w_hh, b_hh = int8["float_hh" + suffix]          # a few texts: float products (int8_rnn.py)
+        hh_int8 = int8["hh" + suffix] if int8 is not None and B >= FLOAT_BELOW else None
+        out = [None] * S
         for t in (range(S - 1, -1, -1) if direction else range(S)):
-            hh = None if int8 is None else int8(h)                                    # (B, G) or None
-            if cell == "lstm":
-                new_h, new_c = lstm_step(term(t, direction), (h, c), w_hh, b_hh, hh=hh)
+            hh = None if hh_int8 is None else hh_int8(h)                              # (B, G) or None
+            if cell == "lstm" and int8 is not None:
+                new_h, new_c = lstm_update_doubled(terms[t] + h @ w_hh.T + b_hh, c)
+            elif cell == "lstm":
+                new_h, new_c = lstm_step(terms[t], (h, c), w_hh, b_hh, hh=hh)
             else:
-                x = term(t, direction)                                                # (B, G)
-                new_h = gru_step(x, h, w_hh, b_hh, hh=hh) if cell == "gru" else rnn_step(x, h, w_hh, b_hh, hh=hh)
+                new_h = (gru_step if cell == "gru" else rnn_step)(terms[t], h, w_hh, b_hh, hh=hh)
                 new_c = c
             if direction:
                 keep = steps[t, :, None]                                              # (B, 1)

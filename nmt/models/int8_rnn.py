@@ -19,6 +19,10 @@ Shapes: B batch, S steps, I input size, H hidden size, G gates (LSTM 4, GRU 3), 
 """
 from __future__ import annotations
 
+import functools
+import warnings
+from typing import Tuple
+
 import torch
 from torch import Tensor, nn
 
@@ -100,6 +104,10 @@ class Int8RNN(nn.Module):
         B, S, _ = terms.shape
         h = terms.new_zeros(B, self.hidden_size) if h is None else h
         c = (terms.new_zeros(B, self.hidden_size) if c is None else c) if self.lstm else None
+        if self.lstm:
+            keep = torch.ones(S, B, 1, dtype=torch.bool) if steps is None else steps
+            out, h, c = compiled(lstm_int8_sweep)(terms.transpose(0, 1), keep, hidden._packed, backward, h, c)
+            return out.transpose(0, 1), h, c
         out = [None] * S
         for t in (range(S - 1, -1, -1) if backward else range(S)):
             gates = hidden(h)                                                         # (B, G*H) incl. b_hh
@@ -113,3 +121,38 @@ class Int8RNN(nn.Module):
             h, c, out[t] = new_h, new_c, new_h
         return torch.stack(out, dim=1), h, c
 
+
+
+def lstm_int8_sweep(terms: Tensor, keep: Tensor, hidden: torch.classes.quantized.LinearPackedParamsBase,
+                    backward: bool, h: Tensor, c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """One direction of an LSTM layer on int8 recurrent products, written for TorchScript (`compiled`): terms
+    (S, B, 4H) the input terms W_ih x^t + b_ih with the candidate doubled (`cells.double_candidate`), keep (S, B, 1)
+    the real steps (the state is held over the others), hidden the packed U (candidate doubled) with b_hh, h and c
+    (B, H) the start -> outputs (S, B, H) and the final h, c. The same update as `cells.lstm_update_doubled`, its
+    tanh through the sigmoid from 4,096 values up (`cells.tanh`)."""
+    S = terms.size(0)
+    out = torch.empty(S, h.size(0), h.size(1))
+    big = h.numel() >= 4096
+    for i in range(S):
+        t = S - 1 - i if backward else i
+        gates = torch.ops.quantized.linear_dynamic(h, hidden, True).add_(terms[t])            # (B, 4H)
+        ig, fg, g2, og = gates.sigmoid_().chunk(4, 1)
+        new_c = torch.addcmul(torch.addcmul(-ig, ig, g2, value=2), fg, c)
+        squashed = torch.mul(new_c, 2).sigmoid_().mul_(2).sub_(1) if big else torch.tanh(new_c)
+        new_h = og * squashed
+        h = torch.where(keep[t], new_h, h)
+        c = torch.where(keep[t], new_c, c)
+        out[t] = h
+    return out, h, c
+
+
+@functools.cache
+def compiled(fn):
+    """fn compiled by TorchScript (once per process, on first use), or fn itself where TorchScript is missing: a
+    step loop of small calls loses a good share of its time to the interpreter."""
+    try:
+        with warnings.catch_warnings():      # torch 2.13 marks TorchScript deprecated; it compiles and runs
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(fn)
+    except Exception:               # noqa: BLE001  (a torch without TorchScript: the same function, interpreted)
+        return fn

@@ -128,7 +128,7 @@ def test_int8_classifier_runs_its_recurrent_products_on_int8_kernels(cell):
     for model in (float_model, int8_model):
         model.load_state_dict(ckpt_io.state_dict_float(quantize.dequantize_state(state)))
     int8_model.use_int8(quantize.int8_parts(state))
-    assert {"weight_ih_l0", "weight_hh_l0", "weight_hh_l1_reverse", "weight_ih_l1"} <= set(int8_model._int8)
+    assert {"weight_ih_l0", "hh_l0", "hh_l1_reverse", "weight_ih_l1"} <= set(int8_model._int8)
     assert isinstance(int8_model.attention.proj, Int8Linear)
     tokens = torch.randint(1, 300, (8, 9))                               # 8 texts: the int8 recurrent loop
     lengths = torch.tensor([9, 5, 1, 7, 9, 2, 3, 8])
@@ -139,6 +139,9 @@ def test_int8_classifier_runs_its_recurrent_products_on_int8_kernels(cell):
     assert a.shape == b.shape == (8, 3)
     assert float((a - b).norm() / a.norm()) < 0.05
     assert (wb[1, 5:] == 0).all() and torch.allclose(wb.sum(-1), torch.ones(8))   # padding still ignored
+    with torch.inference_mode():                  # 3 texts: float products on the same (doubled) weights
+        (a3, _), (b3, _) = (m(tokens[:3], lengths[:3], chars[:27], index[:3]) for m in (float_model, int8_model))
+    assert float((a3 - b3).norm() / a3.norm()) < 0.05
 
 
 def test_tanh_through_the_sigmoid_matches_torch():
@@ -194,9 +197,10 @@ def test_int8_stepper_of_a_two_layer_model_follows_the_float_one(cell):
 
 
 def test_the_compiled_int8_lstm_step_equals_the_python_one():
-    """fused_step() is lstm_int8_step compiled by TorchScript (or the function itself): same outputs and states,
-    and the caller's state lists are left as they were (the new states are returned)."""
-    from nmt.models.charlm import fused_step, lstm_int8_step
+    """compiled(lstm_int8_step) is the step compiled by TorchScript (or the function itself): same outputs and
+    states, and the caller's state lists are left as they were (the new states are returned)."""
+    from nmt.models.charlm import lstm_int8_step
+    from nmt.models.int8_rnn import compiled
     torch.manual_seed(0)
     H = 16
     packed = [Int8Linear(*quantize.quantize_rows(torch.randn(4 * H, H)))._packed,
@@ -204,6 +208,6 @@ def test_the_compiled_int8_lstm_step_equals_the_python_one():
     out = Int8Linear(*quantize.quantize_rows(torch.randn(10, H)))._packed
     x, hs, cs = torch.randn(3, 4 * H), [torch.randn(3, H), torch.randn(3, H)], [torch.randn(3, H), torch.randn(3, H)]
     before = [h.clone() for h in hs]
-    a, b = fused_step()(x, hs, cs, packed, out), lstm_int8_step(x, hs, cs, packed, out)
+    a, b = compiled(lstm_int8_step)(x, hs, cs, packed, out), lstm_int8_step(x, hs, cs, packed, out)
     assert all(torch.allclose(u, v, atol=1e-6) for u, v in zip([a[0], *a[1], *a[2]], [b[0], *b[1], *b[2]]))
     assert all(torch.equal(h, h0) for h, h0 in zip(hs, before)) and a[0].shape == (3, 10)
