@@ -79,14 +79,17 @@ class ByteDropout(nn.Module):
         return x * keep * (256 / (256 - cut))
 
 
-def cell_step(cell: str, xg: Tensor, state, w_hh: Tensor, b_hh: Tensor):
+def cell_step(cell: str, xg: Tensor, state, w_hh: Tensor, b_hh: Tensor, hh=None):
     """One step of an RNN / LSTM / GRU cell (nmt/models/cells.py) from its input term xg = W_ih x + b_ih.
-    Shapes broadcast: a state (..., 1, D) with inputs (..., M, G*D) steps M rows from one state."""
+    Shapes broadcast: a state (..., 1, D) with inputs (..., M, G*D) steps M rows from one state. hh: a module
+    computing the recurrent term U a + b_hh (int8 products), or None."""
+    a = state[0] if cell == "lstm" else state
+    term = None if hh is None else hh(a)
     if cell == "gru":
-        return gru_step(xg, state, w_hh, b_hh)
+        return gru_step(xg, state, w_hh, b_hh, hh=term)
     if cell == "lstm":
-        return lstm_step(xg, state, w_hh, b_hh)
-    return rnn_step(xg, state, w_hh, b_hh)
+        return lstm_step(xg, state, w_hh, b_hh, hh=term)
+    return rnn_step(xg, state, w_hh, b_hh, hh=term)
 
 
 def encoder_config(config: ForecastConfig) -> RNNConfig:
@@ -111,6 +114,19 @@ class SegmentForecaster(nn.Module):
         self.position = nn.Parameter(torch.randn(self.outputs, D - own))
         self.channel = nn.Parameter(torch.randn(max(1, config.channels), own))
         self.head = nn.Sequential(ByteDropout(config.dropout), nn.Linear(D, W))
+        self._hh8: list | None = None       # each layer's recurrent product on int8 (use_int8)
+
+    def use_int8(self, parts: dict) -> None:
+        """Inference on int8 products (nmt/quantize.py): the encoder on `Int8RNN`, each decoding layer's
+        recurrent product (the input products read the learnt queries once per channel: they stay float), the
+        segment embedding and the head. `parts`: name -> (int8 values, scales) of the checkpoint."""
+        from nmt.quantize import Int8Linear
+        if not self.rnn.use_int8():
+            return
+        self._hh8 = [Int8Linear(*parts[f"rnn.rnn.weight_hh_l{k}"], self.rnn.weight(f"bias_hh_l{k}"))
+                     if f"rnn.rnn.weight_hh_l{k}" in parts else None for k in range(self.config.rnn.num_layers)]
+        self.embed[0] = Int8Linear.of(self.embed[0], parts, "embed.0")
+        self.head[1] = Int8Linear.of(self.head[1], parts, "head.1")
 
     def queries(self) -> Tensor:
         """The decoder's input for each (channel, output segment): (C, M, D)."""
@@ -136,11 +152,12 @@ class SegmentForecaster(nn.Module):
             w_ih, w_hh = rnn.weight(f"weight_ih_l{layer}"), rnn.weight(f"weight_hh_l{layer}")
             b_ih, b_hh = rnn.weight(f"bias_ih_l{layer}"), rnn.weight(f"bias_hh_l{layer}")
             xg = inputs @ w_ih.T + b_ih                                                 # (C, M, G D) or (B, C, M, G D)
+            hh = self._hh8[layer] if self._hh8 and not torch.is_grad_enabled() else None
             if cell == "lstm":
                 h, c = (s[layer].view(batch, channels, 1, -1) for s in state)          # (B, C, 1, D)
-                out = cell_step(cell, xg, (h, c), w_hh, b_hh)[0]
+                out = cell_step(cell, xg, (h, c), w_hh, b_hh, hh)[0]
             else:
-                out = cell_step(cell, xg, state[layer].view(batch, channels, 1, -1), w_hh, b_hh)
+                out = cell_step(cell, xg, state[layer].view(batch, channels, 1, -1), w_hh, b_hh, hh)
             inputs = out.expand(batch, channels, self.outputs, -1)                     # (B, C, M, D)
             if layer < self.config.rnn.num_layers - 1:
                 inputs = nn.functional.dropout(inputs, self.config.rnn.dropout, self.training)

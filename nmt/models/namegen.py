@@ -36,6 +36,13 @@ class NameGenerator(nn.Module):
         # hashes of the training names (sorted), so that a checkpoint alone can tell a copy from a new name
         self.register_buffer("known", torch.zeros(num_known, dtype=torch.long))
 
+    def use_int8(self, parts: dict) -> None:
+        """Inference on int8 products (nmt/quantize.py): the RNN on `Int8RNN` (batches of 8 names or more) and the
+        output layer. `parts`: name -> (int8 values, scales) of the checkpoint."""
+        from nmt.quantize import Int8Linear
+        self.rnn.use_int8()
+        self.output = Int8Linear.of(self.output, parts, "output")
+
     def condition_ids(self, conditions: Tensor) -> Tensor:
         """Condition numbers (B,) in 0..K-1 -> their rows of the input table (B,)."""
         return conditions + self.config.vocab_size

@@ -42,6 +42,12 @@ class PointerGenerator(Seq2Seq):
         self.cov_proj = nn.Linear(1, self.attention.key_proj.out_features, bias=False) if config.coverage else None
         self.gen = nn.Linear(memory + c.decoder_hidden + c.embed_size, 1) if config.pointer else None
 
+    def use_int8(self, parts: dict) -> None:
+        """Seq2Seq's int8 products (encoder, key and query projections, combination and output layers, bridge),
+        and the decoder, which this model runs as one layer call, on `Int8RNN`."""
+        super().use_int8(parts)
+        self.decoder.use_int8()
+
     def encode(self, src: Tensor, lengths: Tensor, src_ext: Tensor | None = None, num_oov: int = 0):
         """src (B, S) ids (OOV = <unk>), src_ext (B, S) extended ids -> encoder output and the initial state."""
         enc, (rnn_state, _) = super().encode(src, lengths)

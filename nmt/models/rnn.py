@@ -63,7 +63,8 @@ class Recurrent(nn.Module):
     def weight(self, name: str) -> Tensor:
         """A weight under torch's name (e.g. 'weight_hh_l0'): the raw parameter, without weight drop."""
         dropped = self.weight_drop and name in self._dropped
-        return getattr(self.rnn, name + "_raw" if dropped else name)
+        rnn = self.rnn.float_rnn if isinstance(self.rnn, Int8RNN) else self.rnn     # after use_int8: as loaded
+        return getattr(rnn, name + "_raw" if dropped else name)
 
     @property
     def output_size(self) -> int:

@@ -211,3 +211,60 @@ def test_the_compiled_int8_lstm_step_equals_the_python_one():
     a, b = compiled(lstm_int8_step)(x, hs, cs, packed, out), lstm_int8_step(x, hs, cs, packed, out)
     assert all(torch.allclose(u, v, atol=1e-6) for u, v in zip([a[0], *a[1], *a[2]], [b[0], *b[1], *b[2]]))
     assert all(torch.equal(h, h0) for h, h0 in zip(hs, before)) and a[0].shape == (3, 10)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_int8_segment_forecaster_stays_close_to_float(cell):
+    """use_int8 puts the encoder on Int8RNN and the decoding step's recurrent product, the segment embedding and
+    the head on int8 products; forecasts stay within a few percent of the float model on the same weights."""
+    from nmt import checkpoint as ckpt_io
+    from nmt.config import ForecastConfig, RNNConfig
+    from nmt.models.forecast import Forecaster
+    from nmt.models.int8_rnn import Int8RNN
+    torch.manual_seed(0)
+    config = ForecastConfig(lookback=96, horizon=96, channels=3, segment=48, dropout=0.0,   # head 48 x 128: int8
+                            rnn=RNNConfig(cell=cell, hidden_size=128, bidirectional=False))
+    state = quantize.quantize_state(Forecaster(config).state_dict())
+    float_model, int8_model = Forecaster(config).eval(), Forecaster(config).eval()
+    for model in (float_model, int8_model):
+        model.load_state_dict(ckpt_io.state_dict_float(quantize.dequantize_state(state)))
+    int8_model.use_int8(quantize.int8_parts(state))
+    assert isinstance(int8_model.rnn.rnn, Int8RNN) and isinstance(int8_model.head[1], Int8Linear)
+    x = torch.randn(6, 96, 3)                                            # 18 channel rows: the int8 loop
+    with torch.inference_mode():
+        a, b = float_model(x), int8_model(x)
+    assert a.shape == b.shape == (6, 96, 3)
+    assert float((a - b).norm() / a.norm()) < 0.05
+
+
+def test_int8_summariser_decodes_on_int8_products(cli, summarize_model, tmp_path):
+    from nmt.models.int8_rnn import Int8RNN
+    from nmt.tasks.summarize import Summarizer
+    path = tmp_path / "summarize-int8.pt"
+    assert cli.run("export", summarize_model.checkpoint, path, "--quantize", "int8").exit_code == 0
+    runner = Summarizer.load(path)
+    assert isinstance(runner.model.decoder.rnn, Int8RNN)                 # (the tiny output layer stays float)
+    result = cli.run("summarize", "-m", path, "please send the budget report by friday", "the meeting moves to monday")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.strip().splitlines()) == 2
+
+
+def test_int8_names_generator_stays_close_to_float():
+    from nmt import checkpoint as ckpt_io
+    from nmt.config import NameGenConfig, RNNConfig
+    from nmt.models.int8_rnn import Int8RNN
+    from nmt.models.namegen import NameGenerator
+    torch.manual_seed(0)
+    config = NameGenConfig(vocab_size=60, embed_size=32, dropout=0.0,
+                           rnn=RNNConfig(cell="gru", hidden_size=96, num_layers=2, bidirectional=False))
+    state = quantize.quantize_state(NameGenerator(config, 4).state_dict())
+    float_model, int8_model = NameGenerator(config, 4).eval(), NameGenerator(config, 4).eval()
+    for model in (float_model, int8_model):
+        model.load_state_dict(ckpt_io.state_dict_float(quantize.dequantize_state(state)))
+    int8_model.use_int8(quantize.int8_parts(state))
+    assert isinstance(int8_model.rnn.rnn, Int8RNN) and isinstance(int8_model.output, Int8Linear)
+    conditions, chars = torch.arange(10) % 4, torch.randint(3, 60, (10,))        # 10 names: the int8 loop
+    with torch.inference_mode():
+        (a, sa), (b, sb) = float_model.start(conditions), int8_model.start(conditions)
+        (a, _), (b, _) = float_model.step(chars, sa), int8_model.step(chars, sb)
+    assert float((a - b).norm() / a.norm()) < 0.05
