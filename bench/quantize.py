@@ -28,6 +28,7 @@ has no ONNX export (summarize) or the export fails.
     python bench/quantize.py [--tasks translate,tag,classify,charlm,forecast,summarize] [--rounds 3]
                              [--work DIR] [--threads 1] [--json | --markdown]
     python bench/quantize.py --quick --tasks translate,tag      # a small slice of each split, one round
+    python bench/quantize.py --tasks translate --models everyday-de-en      # one of a task's models
 """
 from __future__ import annotations
 
@@ -349,15 +350,16 @@ def render(rows: list[tuple[str, ...]], markdown: bool) -> str:
 
 # --- the command line -----------------------------------------------------------------------------------------
 
-def sitting(names: list[str], work: Path, rounds: int, threads: int, quick: bool) -> dict:
-    """Every model of the named tasks (absent checkpoints noted), variants alternated model by model."""
+def sitting(names: list[str], work: Path, rounds: int, threads: int, quick: bool, only: set[str] | None = None) -> dict:
+    """Every model of the named tasks (or those in `only`; absent checkpoints noted), variants alternated model by
+    model."""
     from bench.common import machine
     import torch
     torch.set_num_threads(threads)
     result = {"machine": machine(), "rounds": rounds, "threads": threads, "quick": quick, "tasks": {}}
     for task in names:
         result["tasks"][task] = {}
-        for name in MODELS[task]:
+        for name in (n for n in MODELS[task] if only is None or n in only):
             path = CKPT / f"{name}.pt"
             if not path.exists():
                 result["tasks"][task][name] = {"skipped": f"{path.relative_to(ROOT)} is not here"}
@@ -369,6 +371,8 @@ def sitting(names: list[str], work: Path, rounds: int, threads: int, quick: bool
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(MODELS), help="Comma-separated: " + ", ".join(MODELS))
+    parser.add_argument("--models", default=None, help="Comma-separated: only these of the tasks' models "
+                        "(e.g. everyday-de-en).")
     parser.add_argument("--rounds", type=int, default=3, help="Alternations float, int8, onnx (--quick: 1).")
     parser.add_argument("--quick", action="store_true", help=f"The first {QUICK} inputs of each split, one round: "
                         "checks that it runs, measures nothing.")
@@ -391,7 +395,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nmt-quantize-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        result = sitting(names, work, 1 if args.quick else args.rounds, args.threads, args.quick)
+        only = {m.strip() for m in args.models.split(",")} if args.models else None
+        result = sitting(names, work, 1 if args.quick else args.rounds, args.threads, args.quick, only)
     if args.json:
         print(json.dumps(result, indent=1))
         return
