@@ -15,6 +15,9 @@ Metrics are pure functions in nmt/metrics.py; the command-line file of the task 
 """
 from __future__ import annotations
 
+import functools
+import gc
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +114,29 @@ class Runner(ABC):
             reason = " ".join(str(exc).split())[:240] or type(exc).__name__
             raise ckpt_io.CheckpointError(f"{source} is not a usable '{cls.task}' checkpoint ({reason})") from None
         runner.checkpoint = ckpt
+        # a loaded model, its tokenizers and vocabularies live as long as the process: moved out of the cyclic
+        # collector's reach, full collections no longer walk them. Without this, the collections that batch work
+        # triggers cost the fast tagger up to a third of a pass over CoNLL dev, every other pass
+        gc.freeze()
         return runner
+
+
+def batch_work(method):
+    """Run a runner's batch method with Python's cyclic garbage collector paused. A batch builds many short-lived
+    lists and records, whose allocations trigger full collections mid-call; with the loaded models frozen out of
+    its reach (`Runner.build`) those still cost the fast tagger a quarter of its rate every other pass over
+    CoNLL dev (int8 against float x1.65-1.78 steady with the collector off, x1.01-1.86 with it on). The objects
+    of a call are freed by reference counting; anything cyclic is collected after it, as usual."""
+    @functools.wraps(method)
+    def paused(*args, **kwargs):
+        if not gc.isenabled():
+            return method(*args, **kwargs)
+        gc.disable()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            gc.enable()
+    return paused
 
 
 def model_weights(ckpt: ckpt_io.Checkpoint, model_cls: type, config_cls: type, *args) -> nn.Module:

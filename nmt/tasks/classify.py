@@ -23,7 +23,7 @@ from nmt.config import CLASSIFY_PRESETS, ClassifierConfig, ClassifySetup, from_d
 from nmt.data import DataError, bucket_batches, pad
 from nmt.labelled import corpus_pairs, read_labelled, read_names, stratified_split  # noqa: F401 (the task's data)
 from nmt.models.classifier import Classifier
-from nmt.tasks.base import Runner, Task, Validation, model_weights
+from nmt.tasks.base import Runner, Task, Validation, batch_work, model_weights
 from nmt.tokenizers import UNK, CharTokenizer, WordTokenizer, tokenizer_from_state
 
 TASK = "classify"
@@ -258,6 +258,7 @@ class TextClassifier(Runner):
         chars = self.tokenizer if self.setup.model.unit == "char" else self.tokenizer.chars
         return set().union(*(chars.unknown("".join(self.steps.split(t))) for t in texts)) if texts else set()
 
+    @batch_work
     @torch.inference_mode()
     def run(self, texts: list[str], attention: bool = False) -> tuple[Tensor, list[Encoded], list]:
         """Probabilities (N, C) (NaN rows for empty texts), the encoded texts, and the attention weights of each

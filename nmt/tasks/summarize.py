@@ -18,7 +18,7 @@ from nmt.data import DataError, bucket_batches, pad
 from nmt.decoding import Hypothesis, beam_search, greedy
 from nmt.metrics import rouge
 from nmt.models.pointer import PointerGenerator
-from nmt.tasks.base import Runner, Task, Validation
+from nmt.tasks.base import Runner, Task, Validation, batch_work
 from nmt.tokenizers import BOS, EOS, PAD, UNK, VocabTokenizer
 
 TASK = "summarize"
@@ -116,6 +116,7 @@ class Summarizer(Runner):
     tokenizer: VocabTokenizer
     setup: SummarySetup
 
+    @batch_work
     @torch.inference_mode()
     def summarize_hyps(self, documents: list[str], decode: SummaryDecodeConfig) -> list[tuple[Hypothesis, Example]]:
         """The best hypothesis (tokens in extended ids, attention over the source) and the encoded document."""

@@ -22,7 +22,7 @@ from nmt.data import DataError, bucket_batches, pad
 from nmt.metrics import entity_scores
 from nmt.models.context import context_ids, context_inputs
 from nmt.models.tagger import Tagger, casing
-from nmt.tasks.base import Runner, Task, Validation, model_weights
+from nmt.tasks.base import Runner, Task, Validation, batch_work, model_weights
 from nmt.tokenizers import UNK, CharTokenizer, WordTokenizer, tokenizer_from_state
 
 TASK = "tag"
@@ -312,6 +312,7 @@ class NERTagger(Runner):
         return cls(model, tokenizer_from_state(ckpt.tokenizers["words"]), from_dict(TagSetup, ckpt.config["setup"]),
                    tokenizer_from_state(context) if context else None)
 
+    @batch_work
     @torch.inference_mode()
     def tag(self, sentences: list[list[str]]) -> list[list[str]]:
         self.model.eval()

@@ -17,7 +17,7 @@ from nmt.data import (Batch, EncodedPairs, LazyBatches, ParallelCorpus, bucket_b
 from nmt.decoding import Hypothesis, beam_search, greedy
 from nmt.losses import smoothed_cross_entropy
 from nmt.models.seq2seq import Seq2Seq
-from nmt.tasks.base import Runner, Task, Validation, model_weights
+from nmt.tasks.base import Runner, Task, Validation, batch_work, model_weights
 from nmt.tokenizers import BOS, EOS, PAD, SentencePieceTokenizer, tokenizer_from_state
 
 TASK = "translate"
@@ -108,6 +108,7 @@ class Translator(Runner):
         toks = {k: tokenizer_from_state(v) for k, v in ckpt.tokenizers.items()}
         return cls(model_weights(ckpt, Seq2Seq, Seq2SeqConfig), toks["src"], toks["tgt"])
 
+    @batch_work
     def translate_hyps(self, lines: list[str], decode: DecodeConfig,
                        keep_attention: bool = False) -> list[list[Hypothesis]]:
         """n-best hypotheses for every line (an empty list for an empty line), in input order."""

@@ -96,3 +96,30 @@ def test_the_shipped_checkpoints_load(shipped, name):
     """The shipped models are format version 1 files: their retired keys are dropped on load."""
     runner = tasks.load(shipped(name))
     assert type(runner) is tasks.module(name).RUNNER and runner.checkpoint.task == name
+
+
+def test_batch_work_pauses_the_cyclic_collector_and_restores_it():
+    import gc
+
+    import pytest
+
+    from nmt.tasks.base import batch_work
+    seen = []
+
+    @batch_work
+    def work(fail=False):
+        seen.append(gc.isenabled())
+        if fail:
+            raise ValueError("bad input")
+        return 7
+    assert gc.isenabled()
+    assert work() == 7 and seen == [False] and gc.isenabled()
+    with pytest.raises(ValueError):
+        work(fail=True)
+    assert gc.isenabled()
+    gc.disable()
+    try:                                     # a caller that paused it itself keeps it paused
+        work()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
