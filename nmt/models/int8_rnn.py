@@ -1,16 +1,17 @@
 """Torch's nn.LSTM / nn.GRU (batch_first) for inference on int8 products, written over the course's step functions.
 
-torch's own dynamic int8 RNNs (`quantize_dynamic`) run each step as a chain of ATen calls whose tanh costs about
-9x a sigmoid on AVX2 CPUs, so on the tagger's BiLSTM and the contextual character LMs they were no faster than
-float (0.9x for the default tagger). Here each layer computes the input terms W_ih x^t + b_ih of every step and
-both directions in one int8 product, then loops over the steps with one int8 product U a^{t-1} + b_hh per
-direction and the cells' own updates (`cells.lstm_update`, `cells.gru_step`, whose tanh goes through the sigmoid
-when no gradient is recorded).
+Each layer computes the input terms W_ih x^t + b_ih of every step and both directions in one int8 product (per-row
+scales: the checkpoint's own int8 rows), then loops over the steps with one int8 product U a^{t-1} + b_hh per
+direction and the cell's update. An LSTM's candidate rows are doubled, so one sigmoid serves its four gates
+(`cells.lstm_update_doubled`), and its sweep is one TorchScript function (`lstm_int8_sweep`, compiled once per
+process by `compiled`): a step is a dozen small calls, and the interpreter's share of them is large. GRUs loop in
+Python over `cells.gru_step`. Against torch's own dynamic int8 LSTM (per-tensor scales), `python
+bench/int8_kernels.py` measures about the same speed from 8 rows up.
 
 Fewer than FLOAT_BELOW rows (one sentence typed at the command line) run on the float module itself, whose weights
 are the same int8-rounded values: torch's fused float LSTM takes the whole sequence in one call, where the step
-loop costs more in Python than the products save (one 20-word sentence through a 128-unit BiLSTM: 0.45 ms float
-against 1.4 ms; 8 sentences: 2.2 against 2.1; 128: 22 against 9.4).
+loop costs more than its products save (one 20-word sentence through a 128-unit BiLSTM: 0.37 ms float against
+0.59 ms; 8 sentences: 1.85 against 1.01; `bench/int8_kernels.py`).
 
 Padding: with a mask, each sequence's backward direction starts at its own last real step (its state is held at
 zero over the padding), the outputs are zero on padding and the final states are those of each sequence's last
@@ -25,7 +26,6 @@ from typing import Tuple
 
 import torch
 from torch import Tensor, nn
-
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.models.cells import double_candidate, gru_step, lstm_update_doubled
