@@ -24,14 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CKPT = ROOT / "checkpoints"
 
-# one input per task, as a newcomer runs it
-COMMAND = {"translate": ["translate", "Ein Mann fährt Fahrrad."],
-           "tag": ["tag", "Angela Merkel met Emmanuel Macron in Paris."],
-           "classify": ["classify", "a gripping , beautifully acted film"],
-           "charlm": ["generate", "--length", "100", "--seed", "1"],
-           "namegen": ["generate", "--num-samples", "5", "--seed", "1"],
-           "forecast": ["forecast", "--corpus", "etth1", "--json"],
-           "summarize": ["summarize", "Please send me the signed contract by Friday so that we can close the deal."]}
+from bench.quantize import COMMAND as QUANTIZE_COMMAND  # noqa: E402
+
+# one input per task, as a newcomer runs it: bench/quantize.py's, and the names generator's
+COMMAND = QUANTIZE_COMMAND | {"namegen": ["generate", "--num-samples", "5", "--seed", "1"]}
 
 
 def peak_rss_mb(args: list[str]) -> float:

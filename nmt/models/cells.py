@@ -18,13 +18,13 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 TANH_THROUGH_SIGMOID = 4096   # tensors this large or larger take `tanh`'s sigmoid form (measured crossover)
 
 
-def tanh(x: Tensor) -> Tensor:
+def tanh(x: Tensor, threshold: int = TANH_THROUGH_SIGMOID) -> Tensor:
     """tanh(x), through the sigmoid when no gradient is recorded: tanh(x) = 2 sigmoid(2x) - 1 (the two differ by
     float32 rounding, under 2e-7). torch's CPU tanh costs several times its sigmoid on AVX2 (torch 2.13), and the
     recurrent steps of inference spend much of their elementwise time in it: on 65,536 values the four calls of this
     form take a fifth of the one (`python bench/int8_kernels.py`). Below TANH_THROUGH_SIGMOID values the four calls
     cost more than the one (one stream's sampling step: 512 values)."""
-    if (torch.is_grad_enabled() and x.requires_grad) or x.numel() < TANH_THROUGH_SIGMOID:
+    if (torch.is_grad_enabled() and x.requires_grad) or x.numel() < threshold:     # (an argument: TorchScript)
         return torch.tanh(x)
     return torch.mul(x, 2).sigmoid_().mul_(2).sub_(1)
 

@@ -156,7 +156,7 @@ class Stepper:
             self.hh8 = [Int8Linear(*quantize_rows(w_hh), b_hh) for _, w_hh, _, b_hh in self.layers]
             self.ih8 = [None] + [Int8Linear(*quantize_rows(w_ih), b_ih) for w_ih, _, b_ih, _ in self.layers[1:]]
         self.out8 = Int8Linear(*quantize_rows(self.out_w), self.out_b)
-        self.packed = [product._packed for product in self.hh8]                         # for lstm_int8_step
+        self.packed = [product._packed for product in self.hh8] if lstm else None      # for lstm_int8_step
 
     @staticmethod
     def split(state) -> list:
@@ -219,10 +219,8 @@ def lstm_int8_step(x: Tensor, hs: List[Tensor], cs: List[Tensor],
             gates = torch.ops.quantized.linear_dynamic(hs[k], packed[k], True).add_(x)       # (B, 4H)
         else:
             gates = torch.ops.quantized.linear_dynamic(torch.cat([x, hs[k]], 1), packed[k], True)
-        i, f, g2, o = gates.sigmoid_().chunk(4, 1)
-        c = torch.addcmul(torch.addcmul(-i, i, g2, value=2), f, cs[k])            # as cells.lstm_update_doubled
-        x = o * torch.tanh(c)
-        hs[k], cs[k] = x, c
+        x, cs[k] = lstm_update_doubled(gates, cs[k])
+        hs[k] = x
     return torch.ops.quantized.linear_dynamic(x, out, True), hs, cs
 
 

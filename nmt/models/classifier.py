@@ -65,6 +65,7 @@ class Classifier(nn.Module):
                 if isinstance(emb, nn.Embedding):
                     emb.weight.data[0].zero_()
         self._int8: dict | None = None     # int8 products of the inference path (use_int8), by weight name
+        self._int8_doubled = False          # ... an LSTM's, with its candidate rows doubled
 
     def use_int8(self, parts: dict) -> None:
         """Inference on int8 products (nmt/quantize.py) where `classify_steps` spends its time: layer 0's input
@@ -75,24 +76,25 @@ class Classifier(nn.Module):
         c = self.config.rnn
         if c.impl != "fused":                       # the scratch cells keep their own parameters
             return
-        names = [f"_l{k}{s}" for k in range(c.num_layers) for s in (["", "_reverse"] if c.bidirectional else [""])]
-        if not all(f"encoder.rnn.weight_{kind}{n}" in parts for n in names for kind in ("ih", "hh")):
+        layers = [[f"_l{k}{s}" for s in (["", "_reverse"] if c.bidirectional else [""])] for k in range(c.num_layers)]
+        if not all(f"encoder.rnn.weight_{kind}{n}" in parts for names in layers for n in names
+                   for kind in ("ih", "hh")):
             return
         # an LSTM's candidate rows doubled throughout (cells.double_candidate): its sweeps then take one sigmoid
         # for the four gates (int8_rnn.lstm_int8_sweep; exact for int8 rows, whose scale doubles)
         double = (lambda w: double_candidate(w, c.hidden_size)) if c.cell == "lstm" else (lambda w: w.float())
-        self._int8 = {"doubled": c.cell == "lstm"}
-        for name in names:
-            for kind in ("ih", "hh"):
-                q, scale = parts[f"encoder.rnn.weight_{kind}{name}"]
-                bias = double(self.encoder.weight(f"bias_{kind}{name}"))
-                self._int8[f"{kind}{name}"] = (q, double(scale[:, None])[:, 0], bias)
-            w_hh = self.encoder.weight(f"weight_hh{name}")
-            self._int8[f"float_hh{name}"] = (double(w_hh), self._int8[f"hh{name}"][2])   # batches under FLOAT_BELOW
-            self._int8[f"hh{name}"] = Int8Linear(*self._int8[f"hh{name}"])
-        for layer in range(c.num_layers):           # both directions' input rows in one product
-            rows = [self._int8.pop(f"ih{n}") for n in names if n.startswith(f"_l{layer}")]
-            self._int8[f"weight_ih_l{layer}"] = Int8Linear(*(torch.cat(t) for t in zip(*rows)))
+
+        def rows(kind: str, name: str) -> tuple[Tensor, Tensor, Tensor]:
+            """int8 values, row scales and bias of one matrix, candidate rows doubled."""
+            q, scale = parts[f"encoder.rnn.weight_{kind}{name}"]
+            return q, double(scale[:, None])[:, 0], double(self.encoder.weight(f"bias_{kind}{name}"))
+        self._int8, self._int8_doubled = {}, c.cell == "lstm"
+        for k, names in enumerate(layers):
+            self._int8[f"weight_ih_l{k}"] = Int8Linear(*(torch.cat(t) for t in zip(*(rows("ih", n) for n in names))))
+            for name in names:
+                q, scale, bias = rows("hh", name)
+                self._int8[f"hh{name}"] = Int8Linear(q, scale, bias)
+                self._int8[f"float_hh{name}"] = (double(self.encoder.weight(f"weight_hh{name}")), bias)  # < FLOAT_BELOW
         if self.attention is not None:
             self.attention.proj = Int8Linear.of(self.attention.proj, parts, "attention.proj")
 
@@ -191,7 +193,7 @@ class Classifier(nn.Module):
         H, cell = self.config.rnn.hidden_size, self.config.rnn.cell
         int8 = self._int8 if self._int8 and not torch.is_grad_enabled() else None
         h = c = torch.zeros(B, H)
-        if int8 is not None and int8["doubled"]:             # candidate rows doubled in terms and products
+        if int8 is not None and self._int8_doubled:         # candidate rows doubled in terms and products
             if B >= FLOAT_BELOW:
                 hold = steps[..., None] if direction else torch.ones(S, B, 1, dtype=torch.bool)
                 return compiled(lstm_int8_sweep)(terms, hold, int8["hh" + suffix]._packed, bool(direction), h, c)[0]

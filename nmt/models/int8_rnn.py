@@ -108,18 +108,13 @@ class Int8RNN(nn.Module):
             keep = torch.ones(S, B, 1, dtype=torch.bool) if steps is None else steps
             out, h, c = compiled(lstm_int8_sweep)(terms.transpose(0, 1), keep, hidden._packed, backward, h, c)
             return out.transpose(0, 1), h, c
-        out = [None] * S
+        out = [None] * S                             # a GRU: the loop in Python
         for t in (range(S - 1, -1, -1) if backward else range(S)):
-            gates = hidden(h)                                                         # (B, G*H) incl. b_hh
-            if self.lstm:
-                new_h, new_c = lstm_update_doubled(gates.add_(terms[:, t]), c)
-            else:
-                new_h, new_c = gru_step(terms[:, t], h, None, None, hh=gates), None
+            new_h = gru_step(terms[:, t], h, None, None, hh=hidden(h))                # hidden(h): U a + b_hh
             if steps is not None:                    # hold the state over padding (the backward one at zero)
                 new_h = torch.where(steps[t], new_h, h)
-                new_c = torch.where(steps[t], new_c, c) if self.lstm else None
-            h, c, out[t] = new_h, new_c, new_h
-        return torch.stack(out, dim=1), h, c
+            h = out[t] = new_h
+        return torch.stack(out, dim=1), h, None
 
 
 
@@ -128,18 +123,13 @@ def lstm_int8_sweep(terms: Tensor, keep: Tensor, hidden: torch.classes.quantized
     """One direction of an LSTM layer on int8 recurrent products, written for TorchScript (`compiled`): terms
     (S, B, 4H) the input terms W_ih x^t + b_ih with the candidate doubled (`cells.double_candidate`), keep (S, B, 1)
     the real steps (the state is held over the others), hidden the packed U (candidate doubled) with b_hh, h and c
-    (B, H) the start -> outputs (S, B, H) and the final h, c. The same update as `cells.lstm_update_doubled`, its
-    tanh through the sigmoid from 4,096 values up (`cells.tanh`)."""
+    (B, H) the start -> outputs (S, B, H) and the final h, c (`cells.lstm_update_doubled`, compiled with it)."""
     S = terms.size(0)
     out = torch.empty(S, h.size(0), h.size(1))
-    big = h.numel() >= 4096
     for i in range(S):
         t = S - 1 - i if backward else i
         gates = torch.ops.quantized.linear_dynamic(h, hidden, True).add_(terms[t])            # (B, 4H)
-        ig, fg, g2, og = gates.sigmoid_().chunk(4, 1)
-        new_c = torch.addcmul(torch.addcmul(-ig, ig, g2, value=2), fg, c)
-        squashed = torch.mul(new_c, 2).sigmoid_().mul_(2).sub_(1) if big else torch.tanh(new_c)
-        new_h = og * squashed
+        new_h, new_c = lstm_update_doubled(gates, c)
         h = torch.where(keep[t], new_h, h)
         c = torch.where(keep[t], new_c, c)
         out[t] = h

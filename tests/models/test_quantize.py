@@ -268,3 +268,11 @@ def test_int8_names_generator_stays_close_to_float():
         (a, sa), (b, sb) = float_model.start(conditions), int8_model.start(conditions)
         (a, _), (b, _) = float_model.step(chars, sa), int8_model.step(chars, sb)
     assert float((a - b).norm() / a.norm()) < 0.05
+
+
+def test_the_int8_step_loops_compile_with_torchscript():
+    """compiled() falls back to the Python function where TorchScript refuses one; with torch's TorchScript present,
+    both loops (and the cell helpers they call) must compile, or they silently lose their speed."""
+    from nmt.models.charlm import lstm_int8_step
+    from nmt.models.int8_rnn import compiled, lstm_int8_sweep
+    assert all(isinstance(compiled(f), torch.jit.ScriptFunction) for f in (lstm_int8_step, lstm_int8_sweep))
